@@ -1,0 +1,190 @@
+// SPDX-License-Identifier: MIT
+/*
+ * convert.c - in-place conversion between shared and private, and the
+ * pins that hold it back.
+ *
+ * A conversion of [start, end) to val, all under g->lock:
+ *   1. nothing to do if the range is already val (no-op, not counted);
+ *   2. to private: a pinned page fails the whole call with -EAGAIN and
+ *      error_offset, or with GMEM_SET_ATTR_WAIT waits on pin_cond;
+ *   3. reserve the state tree's memory, so step 5 cannot fail;
+ *   4. change every view, page runs that actually change only; a failure
+ *      undoes the views already changed and returns, state untouched;
+ *   5. commit the state; let vma views that grew too fragmented switch.
+ * The contents never move: the pages stay in the backing file, only
+ * where they are visible changes.
+ *
+ * Pins: a pin holds shared pages in place for a device.  The address it
+ * returns lies in the pin view, an internal guarded view of the whole
+ * file, so even an overrun by the device cannot read a private page.
+ */
+#include <errno.h>
+#include <sys/mman.h>
+
+#include "internal.h"
+
+static int check_attributes(const struct gmem_attributes *a)
+{
+	if (a->flags & ~GMEM_SET_ATTR_WAIT)
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof(a->reserved) / 8; i++)
+		if (a->reserved[i])
+			return -EINVAL;
+	if (a->attributes & ~GMEM_ATTR_PRIVATE)
+		return -EINVAL;
+	return 0;
+}
+
+/* True if every page of [start, end) already has value val. */
+static bool uniform(struct gmem *g, uint64_t start, uint64_t end,
+		    unsigned int val)
+{
+	unsigned int cur;
+
+	return gmem_state_run(&g->state, start, end, &cur) == end && cur == val;
+}
+
+static int convert_locked(struct gmem *g, struct gmem_attributes *a)
+{
+	uint64_t start = page_of(g, a->offset);
+	uint64_t end = page_of(g, a->offset + a->size);
+	unsigned int val = a->attributes & GMEM_ATTR_PRIVATE ? 1 : 0;
+	struct gmem_view *v, *failed;
+	uint64_t pinned;
+	int ret;
+
+	for (;;) {
+		if (uniform(g, start, end, val))
+			return 0;
+		pinned = val ? gmem_pins_first(&g->pins, start, end) : end;
+		if (pinned == end)
+			break;
+		if (!(a->flags & GMEM_SET_ATTR_WAIT)) {
+			a->error_offset = off_of(g, pinned);
+			return -EAGAIN;
+		}
+		g->nr_waiters++;
+		pthread_cond_wait(&g->pin_cond, &g->lock);
+		g->nr_waiters--;
+		if (g->closed)
+			return -EBADF;
+	}
+	ret = gmem_state_reserve(&g->state, start, end, val);
+	if (ret)
+		goto err;
+	for (v = g->views; v; v = v->next) {
+		ret = gmem_view_convert(g, v, start, end, val);
+		if (ret)
+			goto err_views;
+	}
+	g->pages_converted += gmem_state_set(&g->state, start, end, val);
+	g->conversions++;
+	for (v = g->views; v; v = v->next)
+		gmem_view_commit(g, v, start, end);
+	return 0;
+
+err_views:
+	failed = v;
+	for (v = g->views; v != failed; v = v->next)
+		gmem_view_undo(g, v, start, end, val);
+err:
+	a->error_offset = a->offset;
+	return ret;
+}
+
+GMEM_EXPORT int gmem_set_attributes(struct gmem *g, struct gmem_attributes *a)
+{
+	int ret;
+
+	if (!g || !a)
+		return -EINVAL;
+	ret = check_attributes(a);
+	if (ret)
+		return ret;
+	if (!gmem_range_ok(g, a->offset, a->size))
+		return -EINVAL;
+	ret = gmem_lock_live(g);
+	if (ret)
+		return ret;
+	ret = convert_locked(g, a);
+	gmem_unlock_put(g);
+	return ret;
+}
+
+GMEM_EXPORT int gmem_get_attributes(struct gmem *g, uint64_t offset,
+				    uint64_t *attributes, uint64_t *run_len)
+{
+	uint64_t end;
+	unsigned int val;
+	int ret;
+
+	if (!g || !attributes)
+		return -EINVAL;
+	if ((offset & (off_of(g, 1) - 1)) || offset >= g->size)
+		return -EINVAL;
+	ret = gmem_lock_live(g);
+	if (ret)
+		return ret;
+	end = gmem_state_run(&g->state, page_of(g, offset), g->npages, &val);
+	gmem_unlock_put(g);
+	*attributes = val ? GMEM_ATTR_PRIVATE : 0;
+	if (run_len)
+		*run_len = off_of(g, end) - offset;
+	return 0;
+}
+
+GMEM_EXPORT int gmem_pin(struct gmem *g, uint64_t offset, uint64_t len,
+			 void **addr)
+{
+	uint64_t start, end;
+	char *p;
+	int ret;
+
+	if (!g || !addr || !gmem_range_ok(g, offset, len))
+		return -EINVAL;
+	ret = gmem_lock_live(g);
+	if (ret)
+		return ret;
+	start = page_of(g, offset);
+	end = page_of(g, offset + len);
+	if (!uniform(g, start, end, 0)) {
+		ret = -EFAULT;
+		goto out;
+	}
+	if (!g->pin_view) {
+		ret = gmem_view_create(g, 0, g->size, PROT_READ | PROT_WRITE,
+				       true, &g->pin_view);
+		if (ret)
+			goto out;
+	}
+	ret = gmem_pins_add(&g->pins, start, end);
+	if (ret)
+		goto out;
+	/* Make the pages resident, as a DMA pin would. */
+	p = g->pin_view->addr + offset;
+	ret = sys_madvise(p, len, MADV_POPULATE_WRITE);
+	if (ret) {
+		gmem_pins_sub(&g->pins, start, end);
+		goto out;
+	}
+	*addr = p;
+out:
+	gmem_unlock_put(g);
+	return ret;
+}
+
+/* Allowed after gmem_close(): a pin keeps the file alive until here. */
+GMEM_EXPORT int gmem_unpin(struct gmem *g, uint64_t offset, uint64_t len)
+{
+	int ret;
+
+	if (!g || !gmem_range_ok(g, offset, len))
+		return -EINVAL;
+	pthread_mutex_lock(&g->lock);
+	ret = gmem_pins_sub(&g->pins, page_of(g, offset),
+			    page_of(g, offset + len));
+	if (!ret)
+		pthread_cond_broadcast(&g->pin_cond);
+	gmem_unlock_put(g);
+	return ret;
+}

@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: MIT
+/*
+ * file.c - the guest memory file: creation, lifetime, allocation and
+ * punch-hole, populate, stats.
+ *
+ * Lifetime: a struct gmem is freed when the caller has closed it and no
+ * host view, pin or waiting thread holds it any more; whichever of
+ * gmem_close(), gmem_munmap(), gmem_unpin() or a waiter leaves last frees
+ * it, from gmem_unlock_put().  After gmem_close() only those releases are
+ * accepted; everything else returns -EBADF while the object still exists.
+ *
+ * Locking: g->lock, documented in internal.h, guards everything here but
+ * the fields fixed at creation (size, flags, page_shift, npages, fd).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define GMEM_HUGE_BITS	(GMEM_HUGE_MASK << GMEM_HUGE_SHIFT)
+#define GMEM_ALL_FLAGS	(GMEM_FLAG_MMAP | GMEM_FLAG_INIT_SHARED | \
+			 GMEM_FLAG_HUGEPAGE | GMEM_HUGE_BITS)
+
+/* [offset, offset + len) is non-empty, page aligned and inside the file. */
+bool gmem_range_ok(const struct gmem *g, uint64_t offset, uint64_t len)
+{
+	uint64_t mask = off_of(g, 1) - 1;
+
+	return len && !(offset & mask) && !(len & mask) &&
+	       offset + len > offset && offset + len <= g->size;
+}
+
+/* Lock g if it is open: 0, or -EINVAL (NULL) / -EBADF (closed), unlocked. */
+int gmem_lock_live(struct gmem *g)
+{
+	if (!g)
+		return -EINVAL;
+	pthread_mutex_lock(&g->lock);
+	if (g->closed) {
+		pthread_mutex_unlock(&g->lock);
+		return -EBADF;
+	}
+	return 0;
+}
+
+static void gmem_destroy(struct gmem *g)
+{
+	while (g->views)
+		gmem_view_destroy(g, g->views);
+	if (g->uffd >= 0)
+		sys_close(g->uffd);
+	if (g->hole_fd >= 0)
+		sys_close(g->hole_fd);
+	sys_close(g->fd);
+	gmem_state_destroy(&g->state);
+	gmem_pins_destroy(&g->pins);
+	pthread_cond_destroy(&g->pin_cond);
+	pthread_mutex_destroy(&g->lock);
+	free(g);
+}
+
+/* Unlock g, freeing it if this was the last holder of a closed file. */
+void gmem_unlock_put(struct gmem *g)
+{
+	bool last = g->closed && !g->nr_user_views && !g->pins.nr &&
+		    !g->nr_waiters;
+
+	pthread_mutex_unlock(&g->lock);
+	if (last)
+		gmem_destroy(g);
+}
+
+static int check_create_args(const struct gmem_create_args *args)
+{
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+
+	if (args->reserved32 || args->backend != GMEM_BACKEND_MEMFD)
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof(args->reserved) / 8; i++)
+		if (args->reserved[i])
+			return -EINVAL;
+	if (args->flags & ~GMEM_ALL_FLAGS)
+		return -EINVAL;
+	if ((args->flags & GMEM_HUGE_BITS) &&
+	    !(args->flags & GMEM_FLAG_HUGEPAGE))
+		return -EINVAL;
+	if (!args->size || args->size & (page - 1) || args->size > INT64_MAX)
+		return -EINVAL;
+	if (args->flags & GMEM_FLAG_HUGEPAGE)
+		return -EOPNOTSUPP;
+	return 0;
+}
+
+GMEM_EXPORT int gmem_create(const struct gmem_create_args *args,
+			    struct gmem **out)
+{
+	struct gmem *g;
+	int ret;
+
+	if (!args || !out)
+		return -EINVAL;
+	ret = check_create_args(args);
+	if (ret)
+		return ret;
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	g->size = args->size;
+	g->flags = args->flags;
+	g->page_shift = (unsigned int)__builtin_ctzl(
+				(unsigned long)sysconf(_SC_PAGESIZE));
+	g->npages = page_of(g, g->size);
+	g->hole_fd = -1;
+	g->uffd = -1;
+	gmem_pins_init(&g->pins);
+
+	ret = gmem_state_init(&g->state, g->npages,
+			      args->flags & GMEM_FLAG_INIT_SHARED ? 0 : 1);
+	if (ret)
+		goto err_free;
+	g->fd = sys_memfd("gmem", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (g->fd < 0) {
+		ret = g->fd;
+		goto err_state;
+	}
+	ret = sys_ftruncate(g->fd, g->size);
+	if (!ret)	/* the size is fixed, like guest_memfd's */
+		ret = sys_seal(g->fd, F_SEAL_GROW | F_SEAL_SHRINK |
+			       F_SEAL_SEAL);
+	if (ret)
+		goto err_fd;
+	ret = -pthread_mutex_init(&g->lock, NULL);
+	if (ret)
+		goto err_fd;
+	ret = -pthread_cond_init(&g->pin_cond, NULL);
+	if (ret)
+		goto err_lock;
+	*out = g;
+	return 0;
+
+err_lock:
+	pthread_mutex_destroy(&g->lock);
+err_fd:
+	sys_close(g->fd);
+err_state:
+	gmem_state_destroy(&g->state);
+err_free:
+	free(g);
+	return ret;
+}
+
+GMEM_EXPORT void gmem_close(struct gmem *g)
+{
+	if (!g)
+		return;
+	pthread_mutex_lock(&g->lock);
+	if (g->closed) {		/* double close while still held */
+		pthread_mutex_unlock(&g->lock);
+		return;
+	}
+	g->closed = true;
+	pthread_cond_broadcast(&g->pin_cond);
+	gmem_unlock_put(g);
+}
+
+GMEM_EXPORT int gmem_fallocate(struct gmem *g, int mode, uint64_t offset,
+			       uint64_t len)
+{
+	uint64_t mask;
+	int ret;
+
+	if (!g)
+		return -EINVAL;
+	if (!(mode & FALLOC_FL_KEEP_SIZE) ||
+	    (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE)))
+		return -EOPNOTSUPP;
+	mask = off_of(g, 1) - 1;
+	if (!len || (offset & mask) || (len & mask) || offset + len < offset)
+		return -EINVAL;
+	if (!(mode & FALLOC_FL_PUNCH_HOLE) && offset + len > g->size)
+		return -EINVAL;
+	ret = gmem_lock_live(g);
+	if (ret)
+		return ret;
+	if (!(mode & FALLOC_FL_PUNCH_HOLE)) {
+		ret = sys_fallocate(g->fd, FALLOC_FL_KEEP_SIZE, offset, len);
+	} else if (offset < g->size) {
+		if (offset + len > g->size)
+			len = g->size - offset;
+		ret = sys_fallocate(g->fd, mode, offset, len);
+		/*
+		 * The punch zapped the range from every mapping; uffd views
+		 * must map their shared pages again (now zero) or they would
+		 * raise SIGBUS on shared memory.
+		 */
+		for (struct gmem_view *v = g->views; v && !ret; v = v->next)
+			ret = gmem_view_refill(g, v, page_of(g, offset),
+					       page_of(g, offset + len));
+	}
+	gmem_unlock_put(g);
+	return ret;
+}
+
+GMEM_EXPORT ssize_t gmem_populate(struct gmem *g, uint64_t offset,
+				  const void *src, size_t len)
+{
+	uint64_t first, last, end;
+	unsigned int val;
+	size_t done;
+	int ret;
+
+	if (!g || !src || !len)
+		return -EINVAL;
+	if ((offset & (off_of(g, 1) - 1)) || offset + len < offset ||
+	    offset + len > g->size)
+		return -EINVAL;
+	ret = gmem_lock_live(g);
+	if (ret)
+		return ret;
+	first = page_of(g, offset);
+	last = page_of(g, offset + len - 1);
+	end = gmem_state_run(&g->state, first, last + 1, &val);
+	if (!val) {
+		ret = -EPERM;
+		goto out;
+	}
+	done = end > last ? len : off_of(g, end) - offset;
+	ret = sys_pwrite_all(g->fd, src, done, offset);
+out:
+	gmem_unlock_put(g);
+	return ret ? ret : (ssize_t)done;
+}
+
+GMEM_EXPORT int gmem_stat(struct gmem *g, struct gmem_stats *st, size_t size)
+{
+	struct gmem_stats s = { 0 };
+	int ret;
+
+	if (!st || size > sizeof(s))
+		return -EINVAL;
+	ret = gmem_lock_live(g);
+	if (ret)
+		return ret;
+	s.size = g->size;
+	ret = sys_allocated(g->fd, &s.allocated);
+	s.priv = off_of(g, g->state.nr_private);
+	s.shared = g->size - s.priv;
+	s.nr_ranges = g->state.nr_ranges;
+	s.state_bytes = gmem_state_bytes(&g->state);
+	s.conversions = g->conversions;
+	s.pages_converted = g->pages_converted;
+	s.pins = g->pins.nr_calls;
+	s.pinned = off_of(g, g->pins.nr_pinned);
+	for (struct gmem_view *v = g->views; v; v = v->next) {
+		if (v->internal)
+			continue;
+		s.views++;
+		s.views_uffd += v->mode == GMEM_VIEW_UFFD;
+	}
+	gmem_unlock_put(g);
+	if (!ret)
+		memcpy(st, &s, size);
+	return ret;
+}

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * internal.h - struct gmem and the interfaces between libgmem's files.
+ *
+ * Who owns what:
+ *   file.c     the object: create, close, lifetime, fallocate, populate,
+ *              stats (and the lock below)
+ *   convert.c  set/get attributes: the conversion protocol
+ *   view.c     host views: the two guard mechanisms and the switch
+ *   pins.c     pin counts per page range
+ *   state.c    the shared/private state tree
+ *   sys.c      every system call, mapped to -errno once
+ */
+#ifndef GMEM_INTERNAL_H
+#define GMEM_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gmem.h"
+#include "pins.h"
+#include "state.h"
+
+#define GMEM_EXPORT __attribute__((visibility("default")))
+
+/*
+ * A vma-mode view switches to userfaultfd once it holds more private
+ * islands than this: each island costs it two VMAs, and the process has
+ * vm.max_map_count (65530 by default) in all.  See bench/bench_flip.c.
+ */
+#define GMEM_VIEW_MAX_ISLANDS	64
+/*
+ * But uffd mode maps (so allocates) every shared page of the view.  A
+ * view with more shared memory than this stays in vma mode until it has
+ * GMEM_VIEW_HARD_ISLANDS islands (32768 VMAs): then it must switch, or
+ * the next conversions would fail with -ENOMEM for want of VMAs.
+ */
+#define GMEM_VIEW_UFFD_MAX_SHARED	(1ULL << 30)
+#define GMEM_VIEW_HARD_ISLANDS		16384
+
+enum gmem_view_mode {
+	GMEM_VIEW_VMA,		/* private runs are MAP_FIXED holes */
+	GMEM_VIEW_UFFD,		/* userfaultfd: absent pages SIGBUS */
+};
+
+struct gmem_view {
+	struct gmem_view *next;
+	char *addr;
+	size_t len;			/* page multiple */
+	uint64_t first;			/* first page of the file it maps */
+	uint64_t npages;		/* pages of the file it covers */
+	int prot;
+	enum gmem_view_mode mode;
+	bool internal;			/* the pin view, not the caller's */
+	uint64_t islands;		/* private runs inside the view */
+	uint64_t starts_before;		/* islands, during a conversion */
+};
+
+struct gmem {
+	/*
+	 * The file lock.  It orders every change of this file against every
+	 * other: conversion, allocation, punch-hole, populate, pin, unpin,
+	 * view creation and removal, the mode switch of a view, close and
+	 * stats.  The state check and the view change of a conversion both
+	 * happen under it, so no thread can find a page shared in the tree
+	 * while it is still mapped private anywhere, or the reverse.
+	 * Faults on host views take no lock of ours: a view's mappings are
+	 * the truth the kernel acts on, and they only change under the lock.
+	 * Nothing calls out of the library while holding it.  It is a leaf
+	 * lock: libgmem takes no other lock inside it (malloc aside).
+	 * pin_cond waits on it (GMEM_SET_ATTR_WAIT).
+	 */
+	pthread_mutex_t lock;
+	pthread_cond_t pin_cond;
+
+	int fd;				/* the backing memfd */
+	int hole_fd;			/* empty sealed memfd: SIGBUS holes */
+	int uffd;			/* userfaultfd, or -1 */
+	int uffd_err;			/* why it could not be opened */
+	uint64_t size;
+	uint64_t flags;
+	unsigned int page_shift;
+	uint64_t npages;
+
+	struct gmem_state state;
+	struct gmem_pins pins;
+	struct gmem_view *views;	/* every view, the pin view too */
+	struct gmem_view *pin_view;	/* created by the first pin */
+	unsigned int nr_user_views;
+	unsigned int nr_waiters;	/* threads in a GMEM_SET_ATTR_WAIT */
+	bool closed;			/* gmem_close() was called */
+
+	uint64_t conversions;
+	uint64_t pages_converted;
+};
+
+static inline uint64_t page_of(const struct gmem *g, uint64_t off)
+{
+	return off >> g->page_shift;
+}
+
+static inline uint64_t off_of(const struct gmem *g, uint64_t page)
+{
+	return page << g->page_shift;
+}
+
+/* file.c */
+bool gmem_range_ok(const struct gmem *g, uint64_t offset, uint64_t len);
+int gmem_lock_live(struct gmem *g);
+void gmem_unlock_put(struct gmem *g);
+
+/* view.c: all with g->lock held. */
+int gmem_view_create(struct gmem *g, uint64_t offset, size_t len, int prot,
+		     bool internal, struct gmem_view **out);
+void gmem_view_destroy(struct gmem *g, struct gmem_view *v);
+int gmem_view_convert(struct gmem *g, struct gmem_view *v, uint64_t start,
+		      uint64_t end, unsigned int val);
+void gmem_view_undo(struct gmem *g, struct gmem_view *v, uint64_t start,
+		    uint64_t end, unsigned int val);
+void gmem_view_commit(struct gmem *g, struct gmem_view *v, uint64_t start,
+		      uint64_t end);
+int gmem_view_refill(struct gmem *g, struct gmem_view *v, uint64_t start,
+		     uint64_t end);
+
+/* sys.c: thin system call wrappers returning 0 or -errno. */
+int sys_memfd(const char *name, unsigned int flags);
+int sys_ftruncate(int fd, uint64_t size);
+int sys_fallocate(int fd, int mode, uint64_t off, uint64_t len);
+int sys_mmap(void *addr, size_t len, int prot, int flags, int fd,
+	     uint64_t off, void **out);
+int sys_munmap(void *addr, size_t len);
+int sys_mprotect(void *addr, size_t len, int prot);
+int sys_seal(int fd, int seals);
+int sys_madvise(void *addr, size_t len, int advice);
+int sys_mremap_fixed(void *old, size_t len, void *new_addr);
+int sys_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
+int sys_allocated(int fd, uint64_t *bytes);
+int sys_close(int fd);
+int sys_uffd_open(void);
+int sys_uffd_register(int uffd, void *addr, size_t len);
+int sys_uffd_continue(int uffd, void *addr, size_t len);
+int sys_uffd_read_event(int uffd);
+
+#endif /* GMEM_INTERNAL_H */
