@@ -26,7 +26,7 @@
 #define LEAF_WORDS	(LEAF_PAGES / 64)
 #define NODE_SHIFT	6
 #define NODE_SLOTS	(1U << NODE_SHIFT)
-#define MAX_SPARE	4
+#define MAX_SPARE	4		/* nodes or leaves kept for reuse */
 
 struct leaf {
 	uint64_t w[LEAF_WORDS];
@@ -444,73 +444,109 @@ static uint64_t count_boundaries(const struct gmem_state *s, uint64_t lo,
 	return n;
 }
 
-/* The leaf holding page, or NULL if a uniform entry covers it. */
-static struct leaf *leaf_lookup(const struct gmem_state *s, uint64_t page)
+/* The level-0 slot (leaf or uniform entry) holding page; height >= 1. */
+static uintptr_t *leaf_slot(const struct gmem_state *s, uint64_t page,
+			    struct node **parent)
 {
 	uintptr_t e = s->root;
 	unsigned int level = s->height;
 
 	while (!is_uniform(e)) {
-		if (level == 0)
-			return to_leaf(e);
+		struct node *n = to_node(e);
+		uintptr_t *slot;
+
 		level--;
-		e = to_node(e)->slot[(page >> span_shift(level)) &
-				     (NODE_SLOTS - 1)];
+		slot = &n->slot[(page >> span_shift(level)) & (NODE_SLOTS - 1)];
+		if (level == 0) {
+			*parent = n;
+			return slot;
+		}
+		e = *slot;
 	}
 	return NULL;
 }
 
-static inline unsigned int leaf_bit(const struct leaf *l, unsigned int i)
+static inline unsigned int word_bit(const uint64_t *w, unsigned int i)
 {
-	return (l->w[i / 64] >> (i % 64)) & 1;
+	return (w[i / 64] >> (i % 64)) & 1;
 }
 
 #define FAST_MAX	64
 
 /*
- * The common conversion: a few pages inside one leaf that exists, with
- * both neighbours in that leaf and the leaf staying mixed.  One descent,
- * no allocation.  Returns false (having changed nothing) when the range
- * needs the general path.
+ * The common conversion: at most FAST_MAX pages inside one 2 MiB leaf
+ * slot.  One descent: a uniform slot becomes a leaf (gmem_state_reserve
+ * provided one), a leaf that turns uniform collapses into its slot.  Only
+ * a collapse that would reach the parent node takes the general path.
+ * Returns false, having changed nothing, when the range needs that path.
  */
 static bool set_fast(struct gmem_state *s, uint64_t start, uint64_t end,
 		     unsigned int val, uint64_t *changed)
 {
 	uint64_t base = start & ~(LEAF_PAGES - 1);
-	uint64_t wlo = start ? start - 1 : start;
-	struct leaf *l;
-	uint64_t flip[LEAF_WORDS] = { 0 };
-	int64_t delta = 0;
-	unsigned int i, lo, hi;
+	uint64_t w[LEAF_WORDS];
+	struct node *parent;
+	uintptr_t *slot, u;
+	unsigned int i, lo, hi, before = 0, after = 0;
 
-	if (end >= s->npages || end - start > FAST_MAX || wlo < base ||
-	    end >= base + LEAF_PAGES)
+	if (!s->height || end >= s->npages || end - start > FAST_MAX ||
+	    end > base + LEAF_PAGES)
 		return false;
-	l = leaf_lookup(s, start);
-	if (!l)
+	slot = leaf_slot(s, start, &parent);
+	if (!slot)
 		return false;
+	if (is_uniform(*slot)) {
+		if (uniform_val(*slot) == val) {
+			*changed = 0;
+			return true;
+		}
+		memset(w, uniform_val(*slot) ? 0xff : 0, sizeof(w));
+	} else {
+		memcpy(w, to_leaf(*slot)->w, sizeof(w));
+	}
 	lo = (unsigned int)(start - base);
 	hi = (unsigned int)(end - base);
-	for (i = (unsigned int)(wlo - base) + 1; i <= hi; i++)
-		delta -= leaf_bit(l, i) != leaf_bit(l, i - 1);
-	if (start)
-		delta += leaf_bit(l, lo - 1) != val;
-	delta += leaf_bit(l, hi) != val;
+	/* Boundaries at lo..hi before and after; neighbours may lie outside. */
+	unsigned int left = start ? (lo ? word_bit(w, lo - 1) :
+				     gmem_state_get(s, start - 1)) : val;
+	unsigned int right = hi < LEAF_PAGES ? word_bit(w, hi) :
+			     gmem_state_get(s, end);
+
+	before += start && left != word_bit(w, lo);
+	for (i = lo + 1; i < hi; i++)
+		before += word_bit(w, i) != word_bit(w, i - 1);
+	before += right != word_bit(w, hi - 1);
+	after = (start && left != val) + (right != val);
 	*changed = 0;
 	for (i = lo; i < hi; i++) {
-		if (leaf_bit(l, i) != val) {
-			flip[i / 64] |= 1ULL << (i % 64);
+		if (word_bit(w, i) != val) {
+			w[i / 64] ^= 1ULL << (i % 64);
 			(*changed)++;
 		}
 	}
-	for (i = 0; i < LEAF_WORDS; i++)
-		l->w[i] ^= flip[i];
-	if (collapse((uintptr_t)l, 0)) {
-		for (i = 0; i < LEAF_WORDS; i++)
-			l->w[i] ^= flip[i];
-		return false;
+	u = (w[0] == 0 || w[0] == ~0ULL) ? uniform(w[0] ? 1 : 0) : 0;
+	for (i = 1; u && i < LEAF_WORDS; i++)
+		if (w[i] != w[0])
+			u = 0;
+	if (u) {
+		/* Would the parent collapse too?  Leave that to set_entry. */
+		for (i = 0; i < NODE_SLOTS; i++)
+			if (&parent->slot[i] != slot && parent->slot[i] != u)
+				break;
+		if (i == NODE_SLOTS)
+			return false;
+		if (!is_uniform(*slot)) {
+			spare_push(&s->spare_leaves, &s->nr_spare_leaves,
+				   to_leaf(*slot));
+			s->nr_leaves--;
+		}
+		*slot = u;
+	} else {
+		if (is_uniform(*slot))
+			*slot = (uintptr_t)leaf_take(s, 0);
+		memcpy(to_leaf(*slot)->w, w, sizeof(w));
 	}
-	s->nr_ranges = (uint64_t)((int64_t)s->nr_ranges + delta);
+	s->nr_ranges = s->nr_ranges + after - before;
 	return true;
 }
 

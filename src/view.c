@@ -332,18 +332,28 @@ err_tmp:
 	return ret;
 }
 
-/* Would uffd mode's mapping of every shared page of v be affordable? */
-static bool uffd_affordable(struct gmem *g, const struct gmem_view *v)
+/*
+ * Does v belong in uffd mode?  When few of its pages are shared (cheap
+ * to keep mapped), or when it has too many islands for VMAs: see the top
+ * comment.  Only asked while the view is, or is about to be, vma mode.
+ */
+static bool wants_uffd(struct gmem *g, const struct gmem_view *v)
 {
-	return off_of(g, count_pages(g, v, 0)) <= GMEM_VIEW_UFFD_MAX_SHARED;
+	uint64_t shared;
+
+	if (v->islands > GMEM_VIEW_HARD_ISLANDS)
+		return true;
+	shared = count_pages(g, v, 0);
+	if (off_of(g, shared) > GMEM_VIEW_UFFD_MAX_SHARED)
+		return false;
+	return v->islands > GMEM_VIEW_MAX_ISLANDS || shared * 4 <= v->npages;
 }
 
-/* Pick the mode for v's current number of islands; see the top comment. */
 static void update_mode(struct gmem *g, struct gmem_view *v)
 {
 	if (v->mode != GMEM_VIEW_VMA || v->islands <= GMEM_VIEW_MAX_ISLANDS)
 		return;
-	if (v->islands > GMEM_VIEW_HARD_ISLANDS || uffd_affordable(g, v))
+	if (wants_uffd(g, v))
 		switch_to_uffd(g, v);	/* on failure: stays vma, still safe */
 }
 
@@ -380,8 +390,8 @@ int gmem_view_create(struct gmem *g, uint64_t offset, size_t len, int prot,
 	v->prot = prot;
 	v->internal = internal;
 	v->mode = GMEM_VIEW_VMA;
-	if (count_pages(g, v, 0) * 4 <= v->npages && uffd_affordable(g, v) &&
-	    uffd_get(g) >= 0)
+	v->islands = island_starts(g, v, v->first, v->first + v->npages);
+	if (wants_uffd(g, v) && uffd_get(g) >= 0)
 		v->mode = GMEM_VIEW_UFFD;
 
 	ret = map_private_to_us(g, v->len, prot, offset, &addr);
@@ -400,8 +410,6 @@ int gmem_view_create(struct gmem *g, uint64_t offset, size_t len, int prot,
 	}
 	if (ret)
 		goto err_unmap;
-	v->islands = island_starts(g, v, v->first, v->first + v->npages);
-	update_mode(g, v);
 	v->next = g->views;
 	g->views = v;
 	*out = v;
