@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: MIT
+/*
+ * common.c - timing, medians and result lines shared by the benchmarks
+ * (see common.h for the output format).
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common.h"
+
+bool bench_quick(int argc, char **argv)
+{
+	if (argc == 1)
+		return false;
+	if (argc == 2 && !strcmp(argv[1], "-q"))
+		return true;
+	bench_die("usage: %s [-q]", argv[0]);
+}
+
+uint64_t bench_now(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &ts))
+		bench_die("clock_gettime: %s", strerror(errno));
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+void bench_die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fprintf(stderr, "%s: ", program_invocation_short_name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+void bench_check(long ret, const char *what)
+{
+	if (ret < 0)
+		bench_die("%s: %s", what, strerror((int)-ret));
+}
+
+void bench_check_errno(long ret, const char *what)
+{
+	if (ret == -1)
+		bench_die("%s: %s", what, strerror(errno));
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+double bench_median(double *v, unsigned int n)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* A limit as text that always shows it is a number: 1 -> "1.0". */
+static void fmt_limit(char *buf, size_t len, double limit)
+{
+	snprintf(buf, len, "%g", limit);
+	if (!strpbrk(buf, ".en"))
+		strncat(buf, ".0", len - strlen(buf) - 1);
+}
+
+/* Print " target=... met=..." (or nothing) for value x and ratio r. */
+static void print_target(struct bench_target t, double x, double r)
+{
+	static const char *const what[] = {
+		[BENCH_RATIO_LE] = "ratio<=",
+		[BENCH_RATIO_LT] = "ratio<",
+		[BENCH_NS_LT] = "ns_per_op<",
+		[BENCH_BYTES_LT] = "bytes<",
+	};
+	char limit[32];
+	bool met;
+
+	switch (t.goal) {
+	case BENCH_NONE:
+		return;
+	case BENCH_RATIO_LE:
+		met = r <= t.limit;
+		break;
+	case BENCH_RATIO_LT:
+		met = r < t.limit;
+		break;
+	default:
+		met = x < t.limit;
+		break;
+	}
+	fmt_limit(limit, sizeof(limit), t.limit);
+	printf(" target=%s%s met=%s", what[t.goal], limit, met ? "yes" : "no");
+}
+
+static double ratio(double x, double y)
+{
+	if (y > 0)
+		return x / y;
+	return x > 0 ? INFINITY : 1.0;
+}
+
+void bench_report_time(const char *name, uint64_t ops, double ns_per_op,
+		       const char *baseline, double baseline_ns_per_op,
+		       struct bench_target t)
+{
+	double r = ratio(ns_per_op, baseline_ns_per_op);
+
+	printf("name=%s ops=%llu ns_per_op=%.2f baseline=%s "
+	       "baseline_ns_per_op=%.2f ratio=%.4g", name,
+	       (unsigned long long)ops, ns_per_op, baseline,
+	       baseline_ns_per_op, r);
+	print_target(t, ns_per_op, r);
+	putchar('\n');
+	fflush(stdout);
+}
+
+void bench_report_bytes(const char *name, uint64_t bytes,
+			const char *baseline, uint64_t baseline_bytes,
+			struct bench_target t)
+{
+	double r = ratio((double)bytes, (double)baseline_bytes);
+
+	printf("name=%s bytes=%llu baseline=%s baseline_bytes=%llu ratio=%.4g",
+	       name, (unsigned long long)bytes, baseline,
+	       (unsigned long long)baseline_bytes, r);
+	print_target(t, (double)bytes, r);
+	putchar('\n');
+	fflush(stdout);
+}
