@@ -4,15 +4,33 @@
  *
  * Entries are tagged words.  Bit 0 set: a uniform entry whose value is
  * entry >> 1, covering the entry's whole span.  Bit 0 clear: a pointer,
- * to a leaf (512-bit bitmap) at level 0 or to an interior node of 64
- * entries at level >= 1.  An entry at level L spans 2^(9 + 6L) pages and
- * is naturally aligned, so the entry holding a page is found by shifting.
+ * to a leaf (4096-bit bitmap with its popcount) at level 0 or to an
+ * interior node of 64 entries at level >= 1.  An entry at level L spans
+ * 2^(12 + 6L) pages and is naturally aligned, so the entry holding a page
+ * is found by shifting.
+ *
+ * Why these sizes (bench/bench_state.c): a leaf covers 16 MiB, so the
+ * level that points at leaves is 512 KiB for a 1 TiB file and stays in
+ * cache; a random conversion then misses cache once, on the leaf, like a
+ * flat bitmap does.  The popcount makes "did this leaf become uniform"
+ * a compare.  The slot of the last leaf looked up is cached, so the
+ * lookups one conversion makes (run, reserve, set) descend once.
+ *
+ * Dense mode: once the tree takes an eighth of the memory of a flat
+ * bitmap (heavy fragmentation), the file switches to a flat bitmap, which
+ * a random conversion reaches with one load and no pointer chasing; when
+ * runs become few again, it builds the tree back.  Memory thus never
+ * exceeds a bitmap's, and stays proportional to the runs until the runs
+ * are so many that a bitmap is within 8x of the tree anyway.  Switches happen inside gmem_state_set() and may fail for
+ * want of memory, in which case the current form simply stays.
  *
  * Invariants, kept by gmem_state_set():
  *  - a node never holds 64 uniform entries of one value, and a leaf is
  *    never all zeros or all ones: those collapse into their parent entry;
  *  - pages at or past npages have the value of page npages - 1;
- *  - nr_private and nr_ranges describe [0, npages) exactly.
+ *  - nr_private and nr_ranges describe [0, npages) exactly;
+ *  - the cached slot lives in a node that is still in the tree (every
+ *    node free drops the cache).
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -21,19 +39,28 @@
 
 #include "state.h"
 
-#define LEAF_SHIFT	9
+#define LEAF_SHIFT	12
 #define LEAF_PAGES	(1ULL << LEAF_SHIFT)
 #define LEAF_WORDS	(LEAF_PAGES / 64)
 #define NODE_SHIFT	6
 #define NODE_SLOTS	(1U << NODE_SHIFT)
 #define MAX_SPARE	4		/* nodes or leaves kept for reuse */
+#define FAST_MAX	64		/* pages a fast conversion may span */
 
 struct leaf {
 	uint64_t w[LEAF_WORDS];
+	uint64_t ones;			/* bits set, all LEAF_PAGES of them */
 };
 
 struct node {
 	uintptr_t slot[NODE_SLOTS];
+};
+
+/* Where a lookup ended: the deepest entry covering a page. */
+struct lookup {
+	uintptr_t *slot;		/* the entry's slot (root: &s->root) */
+	struct node *parent;		/* node holding slot, NULL for root */
+	unsigned int level;
 };
 
 static inline uintptr_t uniform(unsigned int val)
@@ -69,6 +96,11 @@ static inline struct node *to_node(uintptr_t e)
 static inline struct leaf *to_leaf(uintptr_t e)
 {
 	return (struct leaf *)e;
+}
+
+static inline unsigned int leaf_bit(const struct leaf *l, unsigned int i)
+{
+	return (l->w[i / 64] >> (i % 64)) & 1;
 }
 
 /* Pages of [lo, hi) that lie inside the file. */
@@ -111,6 +143,22 @@ static void spare_push(void **list, unsigned int *nr, void *p)
 	(*nr)++;
 }
 
+static int spare_fill(void **list, unsigned int *nr, unsigned int want,
+		      size_t size)
+{
+	while (*nr < want) {
+		/* Nodes are a cache-line multiple; leaves are not (520 B). */
+		void *p = size % 64 ? malloc(size) : aligned_alloc(64, size);
+
+		if (!p)
+			return -ENOMEM;
+		*(void **)p = *list;
+		*list = p;
+		(*nr)++;
+	}
+	return 0;
+}
+
 static struct node *node_take(struct gmem_state *s, uintptr_t fill)
 {
 	struct node *n = spare_pop(&s->spare_nodes, &s->nr_spare_nodes);
@@ -126,8 +174,15 @@ static struct leaf *leaf_take(struct gmem_state *s, unsigned int val)
 	struct leaf *l = spare_pop(&s->spare_leaves, &s->nr_spare_leaves);
 
 	memset(l->w, val ? 0xff : 0, sizeof(l->w));
+	l->ones = val ? LEAF_PAGES : 0;
 	s->nr_leaves++;
 	return l;
+}
+
+static void leaf_drop(struct gmem_state *s, struct leaf *l)
+{
+	spare_push(&s->spare_leaves, &s->nr_spare_leaves, l);
+	s->nr_leaves--;
 }
 
 static void subtree_free(struct gmem_state *s, uintptr_t e, unsigned int level)
@@ -135,14 +190,14 @@ static void subtree_free(struct gmem_state *s, uintptr_t e, unsigned int level)
 	if (is_uniform(e))
 		return;
 	if (level == 0) {
-		spare_push(&s->spare_leaves, &s->nr_spare_leaves, to_leaf(e));
-		s->nr_leaves--;
+		leaf_drop(s, to_leaf(e));
 		return;
 	}
 	for (unsigned int i = 0; i < NODE_SLOTS; i++)
 		subtree_free(s, to_node(e)->slot[i], level - 1);
 	spare_push(&s->spare_nodes, &s->nr_spare_nodes, to_node(e));
 	s->nr_nodes--;
+	s->cache_slot = NULL;
 }
 
 /* Pages inside the file with value 1 under entry e at [base, +span). */
@@ -156,9 +211,11 @@ static uint64_t subtree_count(const struct gmem_state *s, uintptr_t e,
 	if (is_uniform(e))
 		return uniform_val(e) ? clip(s, base, base + span(level)) : 0;
 	if (level == 0) {
+		if (base + LEAF_PAGES <= s->npages)
+			return to_leaf(e)->ones;
 		for (unsigned int i = 0; i < LEAF_WORDS; i++)
-			n += __builtin_popcountll(to_leaf(e)->w[i] &
-						  file_mask(s, base + 64 * i));
+			n += (uint64_t)__builtin_popcountll(to_leaf(e)->w[i] &
+						file_mask(s, base + 64 * i));
 		return n;
 	}
 	for (unsigned int i = 0; i < NODE_SLOTS; i++)
@@ -166,6 +223,40 @@ static uint64_t subtree_count(const struct gmem_state *s, uintptr_t e,
 				   base + i * span(level - 1));
 	return n;
 }
+
+/*
+ * Find the deepest entry covering page.  The slot of a level-0 entry is
+ * cached; any node free drops the cache, so a cached slot is live.
+ */
+static void lookup(struct gmem_state *s, uint64_t page, struct lookup *lk)
+{
+	uint64_t base = page & ~(LEAF_PAGES - 1);
+	struct node *n = NULL;
+	uintptr_t *slot = &s->root;
+	unsigned int level = s->height;
+
+	if (s->cache_slot && s->cache_base == base) {
+		lk->slot = s->cache_slot;
+		lk->parent = s->cache_parent;
+		lk->level = 0;
+		return;
+	}
+	while (level > 0 && !is_uniform(*slot)) {
+		n = to_node(*slot);
+		level--;
+		slot = &n->slot[(page >> span_shift(level)) & (NODE_SLOTS - 1)];
+	}
+	lk->slot = slot;
+	lk->parent = n;
+	lk->level = level;
+	if (level == 0) {
+		s->cache_slot = slot;
+		s->cache_parent = n;
+		s->cache_base = base;
+	}
+}
+
+static void spares_free(struct gmem_state *s);
 
 int gmem_state_init(struct gmem_state *s, uint64_t npages, unsigned int val)
 {
@@ -183,28 +274,30 @@ int gmem_state_init(struct gmem_state *s, uint64_t npages, unsigned int val)
 
 void gmem_state_destroy(struct gmem_state *s)
 {
+	free(s->dense);
+	s->dense = NULL;
 	subtree_free(s, s->root, s->height);
-	while (s->nr_spare_nodes)
-		free(spare_pop(&s->spare_nodes, &s->nr_spare_nodes));
-	while (s->nr_spare_leaves)
-		free(spare_pop(&s->spare_leaves, &s->nr_spare_leaves));
+	spares_free(s);
 	s->root = uniform(0);
 }
 
-unsigned int gmem_state_get(const struct gmem_state *s, uint64_t page)
+static inline unsigned int bit_of(const uint64_t *bits, uint64_t p)
 {
-	uintptr_t e = s->root;
-	unsigned int level = s->height;
+	return (bits[p / 64] >> (p % 64)) & 1;
+}
 
-	while (!is_uniform(e)) {
-		if (level == 0)
-			return (to_leaf(e)->w[(page >> 6) & (LEAF_WORDS - 1)] >>
-				(page & 63)) & 1;
-		level--;
-		e = to_node(e)->slot[(page >> span_shift(level)) &
-				     (NODE_SLOTS - 1)];
-	}
-	return uniform_val(e);
+unsigned int gmem_state_get(struct gmem_state *s, uint64_t page)
+{
+	struct lookup lk;
+	uintptr_t e;
+
+	if (s->dense)
+		return bit_of(s->dense, page);
+	lookup(s, page, &lk);
+	e = *lk.slot;
+	if (is_uniform(e))
+		return uniform_val(e);
+	return leaf_bit(to_leaf(e), (unsigned int)(page & (LEAF_PAGES - 1)));
 }
 
 /* First bit >= from in leaf l that differs from val, or LEAF_PAGES. */
@@ -222,28 +315,45 @@ static unsigned int leaf_find_other(const struct leaf *l, unsigned int from,
 	return LEAF_PAGES;
 }
 
-uint64_t gmem_state_run(const struct gmem_state *s, uint64_t page,
-			uint64_t limit, unsigned int *val)
+/* First page in [page, limit) whose bit differs from val, or limit. */
+static uint64_t bits_find_other(const uint64_t *bits, uint64_t page,
+				uint64_t limit, unsigned int val)
+{
+	for (uint64_t i = page / 64; i * 64 < limit; i++) {
+		uint64_t x = val ? ~bits[i] : bits[i];
+
+		if (i == page / 64)
+			x &= ~0ULL << (page % 64);
+		if (x) {
+			uint64_t p = i * 64 + (uint64_t)__builtin_ctzll(x);
+
+			return p < limit ? p : limit;
+		}
+	}
+	return limit;
+}
+
+uint64_t gmem_state_run(struct gmem_state *s, uint64_t page, uint64_t limit,
+			unsigned int *val)
 {
 	unsigned int v = gmem_state_get(s, page);
 	uint64_t pos = page;
 
 	*val = v;
+	if (s->dense)
+		return bits_find_other(s->dense, page, limit, v);
 	while (pos < limit) {
-		uintptr_t e = s->root;
-		unsigned int level = s->height;
+		struct lookup lk;
+		uint64_t base;
+		uintptr_t e;
 
-		while (!is_uniform(e) && level > 0) {
-			level--;
-			e = to_node(e)->slot[(pos >> span_shift(level)) &
-					     (NODE_SLOTS - 1)];
-		}
-		uint64_t base = pos & ~(span(level) - 1);
-
+		lookup(s, pos, &lk);
+		e = *lk.slot;
+		base = pos & ~(span(lk.level) - 1);
 		if (is_uniform(e)) {
 			if (uniform_val(e) != v)
 				break;
-			pos = base + span(level);
+			pos = base + span(lk.level);
 			continue;
 		}
 		unsigned int bit = leaf_find_other(to_leaf(e),
@@ -257,34 +367,30 @@ uint64_t gmem_state_run(const struct gmem_state *s, uint64_t page,
 }
 
 /*
- * Walk the path of page p and count the nodes a set of [start, end) to
- * val would have to allocate on it: one per level below the first
- * uniform entry that is neither covered by the range nor already val.
+ * Count the nodes and leaves a set of [start, end) to val must allocate
+ * on the path of page p: below a uniform entry of the other value, one
+ * per level until the span holding p is covered by the range.
  */
-static void edge_need(const struct gmem_state *s, uint64_t p, uint64_t start,
+static void edge_need(struct gmem_state *s, uint64_t p, uint64_t start,
 		      uint64_t end, unsigned int val, unsigned int *nodes,
 		      unsigned int *leaves)
 {
-	uintptr_t e = s->root;
-	unsigned int level = s->height;
+	struct lookup lk;
+	uintptr_t e;
 
-	for (;;) {
-		uint64_t base = p & ~(span(level) - 1);
+	lookup(s, p, &lk);
+	e = *lk.slot;
+	if (!is_uniform(e) || uniform_val(e) == val)
+		return;
+	for (int level = (int)lk.level; level >= 0; level--) {
+		uint64_t base = p & ~(span((unsigned int)level) - 1);
 
-		if (start <= base && base + span(level) <= end)
+		if (start <= base && base + span((unsigned int)level) <= end)
 			return;
-		if (is_uniform(e)) {
-			if (uniform_val(e) != val) {
-				*nodes += level;
-				*leaves += 1;
-			}
-			return;
-		}
-		if (level == 0)
-			return;
-		level--;
-		e = to_node(e)->slot[(p >> span_shift(level)) &
-				     (NODE_SLOTS - 1)];
+		if (level)
+			(*nodes)++;
+		else
+			(*leaves)++;
 	}
 }
 
@@ -298,30 +404,20 @@ int gmem_state_reserve(struct gmem_state *s, uint64_t start, uint64_t end,
 		       unsigned int val)
 {
 	unsigned int nodes = 0, leaves = 0;
+	int ret;
 
+	if (s->dense)
+		return 0;
 	end = extend_end(s, end);
 	edge_need(s, start, start, end, val, &nodes, &leaves);
-	if ((start ^ (end - 1)) >= LEAF_PAGES || nodes || leaves)
+	if ((start ^ (end - 1)) >= LEAF_PAGES)
 		edge_need(s, end - 1, start, end, val, &nodes, &leaves);
-	while (s->nr_spare_nodes < nodes) {
-		void *p = aligned_alloc(64, sizeof(struct node));
-
-		if (!p)
-			return -ENOMEM;
-		*(void **)p = s->spare_nodes;
-		s->spare_nodes = p;
-		s->nr_spare_nodes++;
-	}
-	while (s->nr_spare_leaves < leaves) {
-		void *p = aligned_alloc(64, sizeof(struct leaf));
-
-		if (!p)
-			return -ENOMEM;
-		*(void **)p = s->spare_leaves;
-		s->spare_leaves = p;
-		s->nr_spare_leaves++;
-	}
-	return 0;
+	ret = spare_fill(&s->spare_nodes, &s->nr_spare_nodes, nodes,
+			 sizeof(struct node));
+	if (!ret)
+		ret = spare_fill(&s->spare_leaves, &s->nr_spare_leaves, leaves,
+				 sizeof(struct leaf));
+	return ret;
 }
 
 /* Set bits [lo, hi) of leaf l (based at base) to val; count changes. */
@@ -339,9 +435,11 @@ static uint64_t leaf_set(const struct gmem_state *s, struct leaf *l,
 		if ((i + 1) * 64 > hi)
 			m &= ~0ULL >> (64 - hi % 64);
 		uint64_t flip = val ? m & ~l->w[i] : m & l->w[i];
+		uint64_t n = (uint64_t)__builtin_popcountll(flip);
 
-		changed += __builtin_popcountll(flip &
+		changed += (uint64_t)__builtin_popcountll(flip &
 						file_mask(s, base + 64 * i));
+		l->ones = val ? l->ones + n : l->ones - n;
 		l->w[i] ^= flip;
 	}
 	return changed;
@@ -351,15 +449,11 @@ static uint64_t leaf_set(const struct gmem_state *s, struct leaf *l,
 static uintptr_t collapse(uintptr_t e, unsigned int level)
 {
 	if (level == 0) {
-		const struct leaf *l = to_leaf(e);
-		uint64_t all = l->w[0];
+		uint64_t ones = to_leaf(e)->ones;
 
-		if (all != 0 && all != ~0ULL)
+		if (ones != 0 && ones != LEAF_PAGES)
 			return 0;
-		for (unsigned int i = 1; i < LEAF_WORDS; i++)
-			if (l->w[i] != all)
-				return 0;
-		return uniform(all ? 1 : 0);
+		return uniform(ones ? 1 : 0);
 	}
 	uintptr_t first = to_node(e)->slot[0];
 
@@ -420,7 +514,7 @@ static uint64_t set_entry(struct gmem_state *s, uintptr_t *ep,
 }
 
 /* Boundaries i in [lo, hi], 1 <= i < npages, with v(i) != v(i - 1). */
-static uint64_t count_boundaries(const struct gmem_state *s, uint64_t lo,
+static uint64_t count_boundaries(struct gmem_state *s, uint64_t lo,
 				 uint64_t hi)
 {
 	uint64_t n = 0, p;
@@ -444,38 +538,9 @@ static uint64_t count_boundaries(const struct gmem_state *s, uint64_t lo,
 	return n;
 }
 
-/* The level-0 slot (leaf or uniform entry) holding page; height >= 1. */
-static uintptr_t *leaf_slot(const struct gmem_state *s, uint64_t page,
-			    struct node **parent)
-{
-	uintptr_t e = s->root;
-	unsigned int level = s->height;
-
-	while (!is_uniform(e)) {
-		struct node *n = to_node(e);
-		uintptr_t *slot;
-
-		level--;
-		slot = &n->slot[(page >> span_shift(level)) & (NODE_SLOTS - 1)];
-		if (level == 0) {
-			*parent = n;
-			return slot;
-		}
-		e = *slot;
-	}
-	return NULL;
-}
-
-static inline unsigned int word_bit(const uint64_t *w, unsigned int i)
-{
-	return (w[i / 64] >> (i % 64)) & 1;
-}
-
-#define FAST_MAX	64
-
 /*
- * The common conversion: at most FAST_MAX pages inside one 2 MiB leaf
- * slot.  One descent: a uniform slot becomes a leaf (gmem_state_reserve
+ * The common conversion: at most FAST_MAX pages inside one leaf slot,
+ * changed in place.  A uniform slot becomes a leaf (gmem_state_reserve
  * provided one), a leaf that turns uniform collapses into its slot.  Only
  * a collapse that would reach the parent node takes the general path.
  * Returns false, having changed nothing, when the range needs that path.
@@ -483,69 +548,200 @@ static inline unsigned int word_bit(const uint64_t *w, unsigned int i)
 static bool set_fast(struct gmem_state *s, uint64_t start, uint64_t end,
 		     unsigned int val, uint64_t *changed)
 {
-	uint64_t base = start & ~(LEAF_PAGES - 1);
-	uint64_t w[LEAF_WORDS];
-	struct node *parent;
-	uintptr_t *slot, u;
-	unsigned int i, lo, hi, before = 0, after = 0;
+	uint64_t base = start & ~(LEAF_PAGES - 1), flip[2] = { 0, 0 };
+	unsigned int lo, hi, w0, i, left, right, before = 0, after;
+	uint64_t ones, n = 0;
+	struct lookup lk;
+	struct leaf *l;
+	uintptr_t u;
 
-	if (!s->height || end >= s->npages || end - start > FAST_MAX ||
+	if (end >= s->npages || end - start > FAST_MAX ||
 	    end > base + LEAF_PAGES)
 		return false;
-	slot = leaf_slot(s, start, &parent);
-	if (!slot)
+	lookup(s, start, &lk);
+	if (lk.level)
 		return false;
-	if (is_uniform(*slot)) {
-		if (uniform_val(*slot) == val) {
+	if (is_uniform(*lk.slot)) {
+		if (uniform_val(*lk.slot) == val) {
 			*changed = 0;
 			return true;
 		}
-		memset(w, uniform_val(*slot) ? 0xff : 0, sizeof(w));
-	} else {
-		memcpy(w, to_leaf(*slot)->w, sizeof(w));
+		*lk.slot = (uintptr_t)leaf_take(s, uniform_val(*lk.slot));
 	}
+	l = to_leaf(*lk.slot);
 	lo = (unsigned int)(start - base);
 	hi = (unsigned int)(end - base);
 	/* Boundaries at lo..hi before and after; neighbours may lie outside. */
-	unsigned int left = start ? (lo ? word_bit(w, lo - 1) :
-				     gmem_state_get(s, start - 1)) : val;
-	unsigned int right = hi < LEAF_PAGES ? word_bit(w, hi) :
-			     gmem_state_get(s, end);
-
-	before += start && left != word_bit(w, lo);
+	left = !start ? val : lo ? leaf_bit(l, lo - 1) :
+	       gmem_state_get(s, start - 1);
+	right = hi < LEAF_PAGES ? leaf_bit(l, hi) : gmem_state_get(s, end);
+	before = start && left != leaf_bit(l, lo);
 	for (i = lo + 1; i < hi; i++)
-		before += word_bit(w, i) != word_bit(w, i - 1);
-	before += right != word_bit(w, hi - 1);
-	after = (start && left != val) + (right != val);
-	*changed = 0;
-	for (i = lo; i < hi; i++) {
-		if (word_bit(w, i) != val) {
-			w[i / 64] ^= 1ULL << (i % 64);
-			(*changed)++;
-		}
-	}
-	u = (w[0] == 0 || w[0] == ~0ULL) ? uniform(w[0] ? 1 : 0) : 0;
-	for (i = 1; u && i < LEAF_WORDS; i++)
-		if (w[i] != w[0])
-			u = 0;
-	if (u) {
+		before += leaf_bit(l, i) != leaf_bit(l, i - 1);
+	before += right != leaf_bit(l, hi - 1);
+	after = (left != val) + (right != val);
+
+	/* At most FAST_MAX pages: two words. */
+	w0 = lo / 64;
+	for (i = lo; i < hi; i++)
+		if (leaf_bit(l, i) != val)
+			flip[i / 64 - w0] |= 1ULL << (i % 64);
+	n = (uint64_t)__builtin_popcountll(flip[0]) +
+	    (uint64_t)__builtin_popcountll(flip[1]);
+	ones = val ? l->ones + n : l->ones - n;
+	u = ones == 0 ? uniform(0) : ones == LEAF_PAGES ? uniform(1) : 0;
+	if (u && lk.parent) {
 		/* Would the parent collapse too?  Leave that to set_entry. */
 		for (i = 0; i < NODE_SLOTS; i++)
-			if (&parent->slot[i] != slot && parent->slot[i] != u)
+			if (&lk.parent->slot[i] != lk.slot &&
+			    lk.parent->slot[i] != u)
 				break;
-		if (i == NODE_SLOTS)
+		if (i == NODE_SLOTS) {
+			if (!l->ones || l->ones == LEAF_PAGES) {
+				/* we made this leaf above: undo it */
+				*lk.slot = uniform(l->ones ? 1 : 0);
+				leaf_drop(s, l);
+			}
 			return false;
-		if (!is_uniform(*slot)) {
-			spare_push(&s->spare_leaves, &s->nr_spare_leaves,
-				   to_leaf(*slot));
-			s->nr_leaves--;
 		}
-		*slot = u;
-	} else {
-		if (is_uniform(*slot))
-			*slot = (uintptr_t)leaf_take(s, 0);
-		memcpy(to_leaf(*slot)->w, w, sizeof(w));
 	}
+	if (u) {
+		*lk.slot = u;
+		leaf_drop(s, l);
+	} else {
+		l->w[w0] ^= flip[0];
+		if (flip[1])
+			l->w[w0 + 1] ^= flip[1];
+		l->ones = ones;
+	}
+	*changed = n;
+	s->nr_ranges = s->nr_ranges + after - before;
+	return true;
+}
+
+/* Set bits [start, end) to val; count the bits that changed. */
+static uint64_t bits_set(uint64_t *bits, uint64_t start, uint64_t end,
+			 unsigned int val)
+{
+	uint64_t changed = 0;
+
+	for (uint64_t i = start / 64; i * 64 < end; i++) {
+		uint64_t m = ~0ULL;
+
+		if (i == start / 64)
+			m &= ~0ULL << (start % 64);
+		if ((i + 1) * 64 > end)
+			m &= ~0ULL >> (64 - end % 64);
+		uint64_t flip = val ? m & ~bits[i] : m & bits[i];
+
+		changed += (uint64_t)__builtin_popcountll(flip);
+		bits[i] ^= flip;
+	}
+	return changed;
+}
+
+static uint64_t dense_bytes(const struct gmem_state *s)
+{
+	return (s->npages + 63) / 64 * 8;
+}
+
+static uint64_t tree_bytes(const struct gmem_state *s)
+{
+	return s->nr_nodes * sizeof(struct node) +
+	       s->nr_leaves * sizeof(struct leaf);
+}
+
+/* Tree to flat bitmap; on failure to allocate, the tree stays. */
+static void to_dense(struct gmem_state *s)
+{
+	uint64_t *bits = calloc(dense_bytes(s) / 8, 8), p, end;
+	unsigned int v;
+
+	if (!bits)
+		return;
+	for (p = 0; p < s->npages; p = end) {
+		end = gmem_state_run(s, p, s->npages, &v);
+		if (v)
+			bits_set(bits, p, end, 1);
+	}
+	subtree_free(s, s->root, s->height);
+	s->root = uniform(0);
+	s->cache_slot = NULL;
+	s->dense = bits;
+}
+
+/* Flat bitmap to tree, run by run; on failure the bitmap stays. */
+static void to_tree(struct gmem_state *s)
+{
+	uint64_t *bits = s->dense, p, end;
+	unsigned int v;
+
+	s->dense = NULL;
+	s->root = uniform(bit_of(bits, 0));
+	for (p = 0; p < s->npages; p = end) {
+		v = bit_of(bits, p);
+		end = bits_find_other(bits, p, s->npages, v);
+		if (gmem_state_reserve(s, p, end, v)) {
+			subtree_free(s, s->root, s->height);
+			s->root = uniform(0);
+			s->cache_slot = NULL;
+			s->dense = bits;
+			return;
+		}
+		set_entry(s, &s->root, s->height, 0, p, extend_end(s, end), v);
+	}
+	free(bits);
+}
+
+/*
+ * Switch form when one is clearly cheaper; see the top comment.  Dense
+ * once the tree reaches an eighth of a bitmap; back to the tree when the
+ * boundaries between runs would need at most a 32nd (a tree costs at
+ * most a leaf per boundary, and nothing for a uniform file): the gap
+ * keeps a file near the line from flapping between the two.  Files under
+ * DENSE_MIN_BYTES of bitmap (2 GiB) stay trees: all of it fits in cache.
+ */
+#define DENSE_AT		8
+#define TREE_AT			32
+#define DENSE_MIN_BYTES		65536U
+
+static void spares_free(struct gmem_state *s)
+{
+	while (s->nr_spare_nodes)
+		free(spare_pop(&s->spare_nodes, &s->nr_spare_nodes));
+	while (s->nr_spare_leaves)
+		free(spare_pop(&s->spare_leaves, &s->nr_spare_leaves));
+}
+
+static void pick_form(struct gmem_state *s)
+{
+	if (!s->dense && dense_bytes(s) >= DENSE_MIN_BYTES &&
+	    tree_bytes(s) * DENSE_AT >= dense_bytes(s))
+		to_dense(s);
+	else if (s->dense && (s->nr_ranges - 1) * sizeof(struct leaf) *
+		 TREE_AT < dense_bytes(s))
+		to_tree(s);
+	if (!s->dense && is_uniform(s->root))
+		spares_free(s);		/* a uniform file keeps nothing */
+}
+
+/* set_fast() for the flat bitmap: boundaries from neighbouring bits. */
+static bool dense_set_fast(struct gmem_state *s, uint64_t start, uint64_t end,
+			   unsigned int val, uint64_t *changed)
+{
+	const uint64_t *b = s->dense;
+	unsigned int left, right, before, after;
+
+	if (end > s->npages || end - start > FAST_MAX)
+		return false;
+	left = start ? bit_of(b, start - 1) : val;
+	right = end < s->npages ? bit_of(b, end) : val;
+	before = (start && left != bit_of(b, start)) +
+		 (end < s->npages && right != bit_of(b, end - 1));
+	for (uint64_t i = start + 1; i < end; i++)
+		before += bit_of(b, i) != bit_of(b, i - 1);
+	after = (left != val) + (right != val);
+	*changed = bits_set(s->dense, start, end, val);
 	s->nr_ranges = s->nr_ranges + after - before;
 	return true;
 }
@@ -556,11 +752,15 @@ uint64_t gmem_state_set(struct gmem_state *s, uint64_t start, uint64_t end,
 	uint64_t fend = end < s->npages ? end : s->npages;
 	uint64_t before, after = 0, changed;
 
-	if (set_fast(s, start, end, val, &changed))
+	if (s->dense ? dense_set_fast(s, start, fend, val, &changed) :
+		       set_fast(s, start, end, val, &changed))
 		goto out;
 	before = count_boundaries(s, start, fend);
-	changed = set_entry(s, &s->root, s->height, 0, start,
-			    extend_end(s, end), val);
+	if (s->dense)
+		changed = bits_set(s->dense, start, fend, val);
+	else
+		changed = set_entry(s, &s->root, s->height, 0, start,
+				    extend_end(s, end), val);
 	if (start >= 1 && gmem_state_get(s, start - 1) != val)
 		after++;
 	if (fend < s->npages && gmem_state_get(s, fend) != val)
@@ -571,11 +771,14 @@ out:
 		s->nr_private += changed;
 	else
 		s->nr_private -= changed;
+	pick_form(s);
 	return changed;
 }
 
 uint64_t gmem_state_bytes(const struct gmem_state *s)
 {
+	if (s->dense)
+		return dense_bytes(s);
 	return (s->nr_nodes + s->nr_spare_nodes) * sizeof(struct node) +
 	       (s->nr_leaves + s->nr_spare_leaves) * sizeof(struct leaf);
 }

@@ -1,0 +1,441 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_create.c - gmem_create(), gmem_close() and the stats of a new file.
+ *
+ * Carries over the creation cases of the kernel's guest_memfd_test
+ * (guest_memfd_flags, create_guest_memfd_multiple,
+ * create_guest_memfd_invalid_sizes) and adds libgmem's own:
+ *  - every single flag bit: MMAP and INIT_SHARED succeed, HUGEPAGE is
+ *    -EOPNOTSUPP, the huge size bits alone and every other bit -EINVAL;
+ *  - sizes 0, 1 .. pagesize - 1, k pages + 1 and above INT64_MAX: -EINVAL;
+ *  - reserved fields, unknown backends and NULL arguments: -EINVAL, with
+ *    *out left alone;
+ *  - several files coexist, each with its own size;
+ *  - a new file is private unless INIT_SHARED, in one run;
+ *  - the stats of a new file, and gmem_stat() of a partial struct;
+ *  - gmem_close(NULL), and 1000 create/close cycles leak no fd and no
+ *    mapping.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <gmem.h>
+
+#include "harness.h"
+
+static uint64_t ps;
+
+static void __attribute__((constructor)) init_page_size(void)
+{
+	ps = (uint64_t)getpagesize();
+}
+
+static int create(uint64_t size, uint64_t flags, struct gmem **g)
+{
+	struct gmem_create_args args = { .size = size, .flags = flags };
+
+	return gmem_create(&args, g);
+}
+
+/* Entries in /proc/self/fd (the directory's own fd included each time). */
+static int count_fds(void)
+{
+	struct dirent *d;
+	DIR *dir = opendir("/proc/self/fd");
+	int n = 0;
+
+	if (!dir)
+		return -1;
+	while ((d = readdir(dir)))
+		n += d->d_name[0] != '.';
+	closedir(dir);
+	return n;
+}
+
+/* Lines of /proc/self/maps, read without stdio buffers. */
+static int count_maps(void)
+{
+	static char buf[65536];
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC), n = 0;
+	ssize_t len;
+
+	if (fd < 0)
+		return -1;
+	while ((len = read(fd, buf, sizeof(buf))) > 0)
+		for (ssize_t i = 0; i < len; i++)
+			n += buf[i] == '\n';
+	close(fd);
+	return len < 0 ? -1 : n;
+}
+
+/* ASSERT_EQ that also names table case i when it fails. */
+#define CASE_EQ(a, b)							\
+	do {								\
+		intmax_t __c_a = (intmax_t)(a), __c_b = (intmax_t)(b);	\
+		if (__c_a != __c_b)					\
+			TH_LOG("case %zu: %s == %s", i, #a, #b);	\
+		ASSERT_EQ(__c_a, __c_b);				\
+	} while (0)
+
+/* ---- (a) flags ---------------------------------------------------------- */
+
+static int expected_for_bit(unsigned int bit)
+{
+	uint64_t f = 1ULL << bit;
+
+	if (f == GMEM_FLAG_MMAP || f == GMEM_FLAG_INIT_SHARED)
+		return 0;
+	if (f == GMEM_FLAG_HUGEPAGE)
+		return -EOPNOTSUPP;	/* not provided by this version */
+	return -EINVAL;		/* incl. bits 58..63 without HUGEPAGE */
+}
+
+TEST(every_flag_bit)
+{
+	for (unsigned int bit = 0; bit < 64; bit++) {
+		struct gmem *g = NULL;
+		int want = expected_for_bit(bit);
+		int ret = create(ps, 1ULL << bit, &g);
+
+		if (ret != want)
+			TH_LOG("flag bit %u", bit);
+		ASSERT_EQ(ret, want);
+		if (!ret) {
+			ASSERT_NONNULL(g);
+			gmem_close(g);
+		}
+	}
+}
+
+/* The huge size field is -EINVAL alone, HUGEPAGE -EOPNOTSUPP with it. */
+TEST(huge_flags)
+{
+	static const struct {
+		uint64_t size, flags;
+		int want;
+	} cases[] = {
+		{ 2ULL << 20, 21ULL << GMEM_HUGE_SHIFT, -EINVAL },
+		{ 1ULL << 30, 30ULL << GMEM_HUGE_SHIFT, -EINVAL },
+		{ 2ULL << 20, GMEM_FLAG_HUGEPAGE | 21ULL << GMEM_HUGE_SHIFT,
+		  -EOPNOTSUPP },
+		{ 1ULL << 30, GMEM_FLAG_HUGEPAGE | 30ULL << GMEM_HUGE_SHIFT,
+		  -EOPNOTSUPP },
+		{ 2ULL << 20, GMEM_FLAG_HUGEPAGE | GMEM_FLAG_MMAP,
+		  -EOPNOTSUPP },
+		{ 2ULL << 20, GMEM_FLAG_MMAP | GMEM_FLAG_INIT_SHARED |
+		  1ULL << 3, -EINVAL },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct gmem *g = NULL;
+		int ret = create(cases[i].size, cases[i].flags, &g);
+
+		if (ret != cases[i].want)
+			TH_LOG("case %zu: flags %#jx", i,
+			       (uintmax_t)cases[i].flags);
+		ASSERT_EQ(ret, cases[i].want);
+		ASSERT_NULL(g);
+	}
+}
+
+/* ---- (b) sizes ---------------------------------------------------------- */
+
+static const uint64_t flag_sets[] = {
+	0, GMEM_FLAG_MMAP, GMEM_FLAG_MMAP | GMEM_FLAG_INIT_SHARED,
+};
+
+TEST(invalid_sizes)
+{
+	static const uint64_t pages[] = { 1, 2, 3, 4, 511, 512, 1 << 20 };
+
+	for (size_t f = 0; f < sizeof(flag_sets) / sizeof(flag_sets[0]); f++) {
+		struct gmem *g = NULL;
+
+		for (uint64_t size = 1; size < ps; size++) {
+			int ret = create(size, flag_sets[f], &g);
+
+			if (ret != -EINVAL)
+				TH_LOG("size %ju flags %#jx", (uintmax_t)size,
+				       (uintmax_t)flag_sets[f]);
+			ASSERT_EQ(ret, -EINVAL);
+		}
+		ASSERT_EQ(create(0, flag_sets[f], &g), -EINVAL);
+		for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
+			ASSERT_EQ(create(pages[i] * ps + 1, flag_sets[f], &g),
+				  -EINVAL);
+			ASSERT_EQ(create(pages[i] * ps - 1, flag_sets[f], &g),
+				  -EINVAL);
+		}
+		/* Aligned but larger than any off_t. */
+		ASSERT_EQ(create((uint64_t)INT64_MAX + 1, flag_sets[f], &g),
+			  -EINVAL);
+		ASSERT_EQ(create(UINT64_MAX & ~(ps - 1), flag_sets[f], &g),
+			  -EINVAL);
+		ASSERT_EQ(create(UINT64_MAX, flag_sets[f], &g), -EINVAL);
+		ASSERT_NULL(g);
+	}
+}
+
+/* ---- (c) several files -------------------------------------------------- */
+
+static uint64_t stat_size(struct gmem *g)
+{
+	struct gmem_stats st;
+
+	ASSERT_EQ(gmem_stat(g, &st, sizeof(st)), 0);
+	return st.size;
+}
+
+TEST(multiple)
+{
+	struct gmem *g1 = NULL, *g2 = NULL, *g3 = NULL;
+	struct gmem_attributes a = { .size = ps };
+	uint64_t attr, run;
+
+	ASSERT_EQ(create(ps, 0, &g1), 0);
+	ASSERT_EQ(create(2 * ps, 0, &g2), 0);
+	ASSERT_NE((uintptr_t)g1, (uintptr_t)g2);
+	ASSERT_EQ(stat_size(g1), ps);
+	ASSERT_EQ(stat_size(g2), 2 * ps);
+	ASSERT_EQ(stat_size(g1), ps);	/* unchanged by the second file */
+
+	/* The files are independent: a conversion in one only. */
+	ASSERT_EQ(gmem_set_attributes(g2, &a), 0);
+	ASSERT_EQ(gmem_get_attributes(g1, 0, &attr, &run), 0);
+	ASSERT_EQ(attr, GMEM_ATTR_PRIVATE);
+	ASSERT_EQ(gmem_get_attributes(g2, 0, &attr, &run), 0);
+	ASSERT_EQ(attr, 0);
+	ASSERT_EQ(run, ps);
+
+	/* Closing one leaves the other alone. */
+	gmem_close(g1);
+	ASSERT_EQ(create(3 * ps, GMEM_FLAG_MMAP, &g3), 0);
+	ASSERT_EQ(stat_size(g2), 2 * ps);
+	ASSERT_EQ(stat_size(g3), 3 * ps);
+	gmem_close(g2);
+	gmem_close(g3);
+}
+
+/* ---- (d) invalid arguments ---------------------------------------------- */
+
+enum bad_arg { B_RESERVED32, B_RESERVED, B_BACKEND };
+
+static const struct {
+	enum bad_arg what;
+	unsigned int index;
+	uint64_t value;
+} bad_args[] = {
+	{ B_RESERVED32, 0, 1 }, { B_RESERVED32, 0, 0x80000000 },
+	{ B_RESERVED, 0, 1 }, { B_RESERVED, 1, 1 }, { B_RESERVED, 2, 1 },
+	{ B_RESERVED, 3, 1 }, { B_RESERVED, 4, 1 }, { B_RESERVED, 5, 1 },
+	{ B_RESERVED, 5, 1ULL << 63 }, { B_RESERVED, 0, UINT64_MAX },
+	{ B_BACKEND, 0, 1 }, { B_BACKEND, 0, 2 }, { B_BACKEND, 0, UINT32_MAX },
+};
+
+TEST(invalid_args)
+{
+	struct gmem *sentinel = (struct gmem *)&sentinel, *g;
+
+	for (size_t i = 0; i < sizeof(bad_args) / sizeof(bad_args[0]); i++) {
+		struct gmem_create_args args = {
+			.size = ps, .flags = GMEM_FLAG_MMAP,
+		};
+		int ret;
+
+		switch (bad_args[i].what) {
+		case B_RESERVED32:
+			args.reserved32 = (uint32_t)bad_args[i].value;
+			break;
+		case B_RESERVED:
+			args.reserved[bad_args[i].index] = bad_args[i].value;
+			break;
+		case B_BACKEND:
+			args.backend = (uint32_t)bad_args[i].value;
+			break;
+		}
+		g = sentinel;
+		ret = gmem_create(&args, &g);
+		if (ret != -EINVAL || g != sentinel)
+			TH_LOG("case %zu", i);
+		ASSERT_EQ(ret, -EINVAL);
+		ASSERT_EQ((uintptr_t)g, (uintptr_t)sentinel);
+	}
+}
+
+TEST(null_args)
+{
+	struct gmem_create_args args = { .size = ps };
+	struct gmem *sentinel = (struct gmem *)&sentinel, *g = sentinel;
+
+	ASSERT_EQ(gmem_create(NULL, &g), -EINVAL);
+	ASSERT_EQ((uintptr_t)g, (uintptr_t)sentinel);
+	ASSERT_EQ(gmem_create(&args, NULL), -EINVAL);
+	ASSERT_EQ(gmem_create(NULL, NULL), -EINVAL);
+	/* Failures of any kind leave *out alone. */
+	args.size = ps + 1;
+	ASSERT_EQ(gmem_create(&args, &g), -EINVAL);
+	ASSERT_EQ((uintptr_t)g, (uintptr_t)sentinel);
+	args.size = ps;
+	args.flags = GMEM_FLAG_HUGEPAGE;
+	ASSERT_EQ(gmem_create(&args, &g), -EOPNOTSUPP);
+	ASSERT_EQ((uintptr_t)g, (uintptr_t)sentinel);
+	args.flags = 1ULL << 40;
+	ASSERT_EQ(gmem_create(&args, &g), -EINVAL);
+	ASSERT_EQ((uintptr_t)g, (uintptr_t)sentinel);
+}
+
+/* ---- (e) initial state, (f) stats --------------------------------------- */
+
+static const struct {
+	uint64_t pages, flags;
+} new_files[] = {
+	{ 1, 0 }, { 2, GMEM_FLAG_MMAP }, { 4, 0 }, { 512, GMEM_FLAG_MMAP },
+	{ 1, GMEM_FLAG_INIT_SHARED },
+	{ 3, GMEM_FLAG_MMAP | GMEM_FLAG_INIT_SHARED },
+	{ 1025, GMEM_FLAG_MMAP | GMEM_FLAG_INIT_SHARED },
+};
+
+TEST(initial_state)
+{
+	for (size_t i = 0; i < sizeof(new_files) / sizeof(new_files[0]); i++) {
+		uint64_t size = new_files[i].pages * ps;
+		bool shared = new_files[i].flags & GMEM_FLAG_INIT_SHARED;
+		uint64_t attr = 0xdead, run = 0xbeef, last = size - ps;
+		struct gmem *g;
+
+		CASE_EQ(create(size, new_files[i].flags, &g), 0);
+		CASE_EQ(gmem_get_attributes(g, 0, &attr, &run), 0);
+		CASE_EQ(attr, shared ? 0 : GMEM_ATTR_PRIVATE);
+		CASE_EQ(run, size);
+		CASE_EQ(gmem_get_attributes(g, last, &attr, &run), 0);
+		CASE_EQ(attr, shared ? 0 : GMEM_ATTR_PRIVATE);
+		CASE_EQ(run, ps);
+		/* run_len is optional. */
+		CASE_EQ(gmem_get_attributes(g, 0, &attr, NULL), 0);
+		CASE_EQ(attr, shared ? 0 : GMEM_ATTR_PRIVATE);
+		gmem_close(g);
+	}
+}
+
+TEST(new_file_stats)
+{
+	for (size_t i = 0; i < sizeof(new_files) / sizeof(new_files[0]); i++) {
+		uint64_t size = new_files[i].pages * ps;
+		bool shared = new_files[i].flags & GMEM_FLAG_INIT_SHARED;
+		struct gmem_stats st;
+		struct gmem *g;
+
+		memset(&st, 0xaa, sizeof(st));
+		CASE_EQ(create(size, new_files[i].flags, &g), 0);
+		CASE_EQ(gmem_stat(g, &st, sizeof(st)), 0);
+		CASE_EQ(st.size, size);
+		CASE_EQ(st.allocated, 0);
+		CASE_EQ(st.shared, shared ? size : 0);
+		CASE_EQ(st.priv, shared ? 0 : size);
+		CASE_EQ(st.nr_ranges, 1);
+		CASE_EQ(st.state_bytes < 4096, 1);
+		CASE_EQ(st.conversions, 0);
+		CASE_EQ(st.pages_converted, 0);
+		CASE_EQ(st.pins, 0);
+		CASE_EQ(st.pinned, 0);
+		CASE_EQ(st.views, 0);
+		CASE_EQ(st.views_uffd, 0);
+		gmem_close(g);
+	}
+}
+
+TEST(stat_sizes)
+{
+	unsigned char buf[sizeof(struct gmem_stats) + 64];
+	struct gmem_stats *st = (struct gmem_stats *)buf, full;
+	struct gmem *g;
+	uint64_t v;
+
+	ASSERT_EQ(create(4 * ps, GMEM_FLAG_INIT_SHARED, &g), 0);
+
+	/* 16 bytes: size and allocated, nothing after. */
+	memset(buf, 0xaa, sizeof(buf));
+	ASSERT_EQ(gmem_stat(g, st, 16), 0);
+	memcpy(&v, buf, 8);
+	ASSERT_EQ(v, 4 * ps);
+	memcpy(&v, buf + 8, 8);
+	ASSERT_EQ(v, 0);
+	for (size_t i = 16; i < sizeof(buf); i++) {
+		if (buf[i] != 0xaa)
+			TH_LOG("byte %zu", i);
+		ASSERT_EQ(buf[i], 0xaa);
+	}
+
+	/* Up to a field in the middle, as an older caller would. */
+	memset(buf, 0xaa, sizeof(buf));
+	ASSERT_EQ(gmem_stat(g, st, offsetof(struct gmem_stats, nr_ranges) +
+			    sizeof(uint64_t)), 0);
+	ASSERT_EQ(st->shared, 4 * ps);
+	ASSERT_EQ(st->nr_ranges, 1);
+	ASSERT_EQ(buf[offsetof(struct gmem_stats, state_bytes)], 0xaa);
+
+	/* 0 bytes: success, nothing written. */
+	memset(buf, 0xaa, sizeof(buf));
+	ASSERT_EQ(gmem_stat(g, st, 0), 0);
+	for (size_t i = 0; i < sizeof(buf); i++)
+		ASSERT_EQ(buf[i], 0xaa);
+
+	/* Larger than this library's struct, or nowhere to write: -EINVAL. */
+	ASSERT_EQ(gmem_stat(g, st, sizeof(struct gmem_stats) + 1), -EINVAL);
+	ASSERT_EQ(gmem_stat(g, st, sizeof(buf)), -EINVAL);
+	ASSERT_EQ(gmem_stat(g, st, SIZE_MAX), -EINVAL);
+	for (size_t i = 0; i < sizeof(buf); i++)
+		ASSERT_EQ(buf[i], 0xaa);
+	ASSERT_EQ(gmem_stat(g, NULL, sizeof(full)), -EINVAL);
+	ASSERT_EQ(gmem_stat(g, NULL, 0), -EINVAL);
+	ASSERT_EQ(gmem_stat(NULL, &full, sizeof(full)), -EINVAL);
+	gmem_close(g);
+}
+
+/* ---- (g), (h) close ------------------------------------------------------ */
+
+TEST(close_null)
+{
+	struct gmem *g;
+
+	gmem_close(NULL);
+	/* Still working afterwards. */
+	ASSERT_EQ(create(ps, 0, &g), 0);
+	ASSERT_EQ(stat_size(g), ps);
+	gmem_close(g);
+}
+
+#define CYCLES	1000
+
+static const uint64_t cycle_flags[] = {
+	0, GMEM_FLAG_MMAP, GMEM_FLAG_INIT_SHARED,
+	GMEM_FLAG_MMAP | GMEM_FLAG_INIT_SHARED,
+};
+
+TEST(create_close_no_leak)
+{
+	struct gmem *g;
+	uint64_t attr;
+	int fds, maps;
+
+	/* Warm up: the first calls may set up stdio and malloc for good. */
+	ASSERT_EQ(create(ps, 0, &g), 0);
+	gmem_close(g);
+	fds = count_fds();
+	maps = count_maps();
+	ASSERT_GT(fds, 0);
+	ASSERT_GT(maps, 0);
+	for (unsigned int i = 0; i < CYCLES; i++) {
+		uint64_t f = cycle_flags[i % 4];
+
+		ASSERT_EQ(create((1 + i % 7) * ps, f, &g), 0);
+		ASSERT_EQ(gmem_get_attributes(g, 0, &attr, NULL), 0);
+		ASSERT_EQ(attr, f & GMEM_FLAG_INIT_SHARED ? 0 :
+			  GMEM_ATTR_PRIVATE);
+		gmem_close(g);
+	}
+	ASSERT_EQ(count_fds(), fds);
+	ASSERT_EQ(count_maps(), maps);
+}
