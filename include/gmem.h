@@ -131,6 +131,99 @@ int gmem_unpin(struct gmem *g, uint64_t offset, uint64_t len);
 ssize_t gmem_populate(struct gmem *g, uint64_t offset, const void *src,
 		      size_t len);
 
+/*
+ * Bindings: the hypervisor side.  A binding ties a range of the file to
+ * an owner (think: a KVM memslot), which reaches pages with gmem_get_pfn()
+ * and is told through ops->invalidate when pages it may have mapped go
+ * away.  Bindings of one file never overlap (-EEXIST).
+ */
+struct gmem_binding;
+
+/* Why an owner is invalidated. */
+#define GMEM_INVALIDATE_PUNCH	1	/* punch-hole freed the pages */
+#define GMEM_INVALIDATE_CONVERT	2	/* private pages became shared */
+#define GMEM_INVALIDATE_RELEASE	3	/* the file was closed while bound */
+#define GMEM_INVALIDATE_POISON	4	/* memory failure */
+
+struct gmem_binding_ops {
+	/*
+	 * [offset, offset + size) of the file (clipped to the binding) must
+	 * no longer be used by the owner: drop every mapping of it before
+	 * returning.  Runs with the file's lock held, so it must not call
+	 * libgmem for the same file (those calls fail with -EDEADLK).  Never
+	 * runs after gmem_unbind() has returned.
+	 */
+	void (*invalidate)(void *owner, uint64_t offset, uint64_t size,
+			   unsigned int reason);
+};
+
+int gmem_bind(struct gmem *g, uint64_t offset, uint64_t size,
+	      const struct gmem_binding_ops *ops, void *owner,
+	      struct gmem_binding **out);
+/* Drops the binding's outstanding references; frees b. */
+int gmem_unbind(struct gmem_binding *b);
+
+/* gmem_get_pfn() access kinds */
+#define GMEM_ACCESS_SHARED	0
+#define GMEM_ACCESS_PRIVATE	1
+
+/* gmem_pfn.fault_flags, == KVM_MEMORY_EXIT_FLAG_PRIVATE */
+#define GMEM_MEMORY_FAULT_PRIVATE	(1ULL << 3)
+
+struct gmem_pfn {
+	void *addr;			/* out: the page in the guest view */
+	uint64_t offset;		/* out: its file offset */
+	unsigned int order;		/* out: log2(pages): 0, 9 or 18 */
+	uint32_t reserved32;
+	/* out, on -EFAULT (a memory fault, as KVM_EXIT_MEMORY_FAULT): */
+	uint64_t fault_offset;		/* the range to convert ... */
+	uint64_t fault_size;
+	uint64_t fault_flags;		/* ... GMEM_MEMORY_FAULT_PRIVATE if the
+					   access was private */
+};
+
+/*
+ * Reach page index (counted from the binding's start) for an access of
+ * kind access, allocating it if needed, and take a reference: a shared
+ * access counts as a pin (to-private waits or fails -EAGAIN), a private
+ * one does not hold conversions back (the owner is invalidated instead).
+ * -EFAULT: the page is not in the state the access needs; fault_* say
+ * what to convert before retrying.  -EHWPOISON: the page is poisoned.
+ * The address lies in the guest view, which no host view exposes.
+ */
+int gmem_get_pfn(struct gmem_binding *b, uint64_t index, unsigned int access,
+		 struct gmem_pfn *pfn);
+/* Drop a reference gmem_get_pfn() took: -EINVAL if there is none. */
+int gmem_put_pfn(struct gmem_binding *b, uint64_t index, unsigned int access);
+
+/*
+ * Listeners: consumers of shared memory (VFIO, vhost).  populate is told
+ * of every run that becomes shared and may refuse (a negative errno): the
+ * conversion is then rolled back and fails with that error.  discard is
+ * told of every run that stops being shared.  Registration replays the
+ * shared runs of the range through populate; unregistering replays
+ * nothing.  Both run with the file's lock held (see gmem_binding_ops).
+ */
+struct gmem_listener;
+
+struct gmem_listener_ops {
+	int (*populate)(void *opaque, uint64_t offset, uint64_t size);
+	void (*discard)(void *opaque, uint64_t offset, uint64_t size);
+};
+
+int gmem_listener_register(struct gmem *g, uint64_t offset, uint64_t size,
+			   const struct gmem_listener_ops *ops, void *opaque,
+			   struct gmem_listener **out);
+int gmem_listener_unregister(struct gmem_listener *l);
+
+/*
+ * Memory failure: mark the page at offset poisoned, as the kernel's
+ * memory_failure() would.  Host access then raises SIGBUS, gmem_get_pfn()
+ * fails -EHWPOISON, owners are invalidated (GMEM_INVALIDATE_POISON);
+ * other pages keep their contents.  Punching the page clears the poison.
+ */
+int gmem_memory_failure(struct gmem *g, uint64_t offset);
+
 struct gmem_stats {
 	uint64_t size;			/* bytes */
 	uint64_t allocated;		/* bytes backed by memory */
@@ -144,6 +237,12 @@ struct gmem_stats {
 	uint64_t pinned;		/* bytes with at least one pin */
 	uint64_t views;			/* host views (gmem_mmap) */
 	uint64_t views_uffd;		/* of which guarded by userfaultfd */
+	uint64_t bindings;		/* gmem_bind() not yet unbound */
+	uint64_t pfn_refs;		/* gmem_get_pfn() not yet put */
+	uint64_t invalidations;		/* invalidate calls made to owners */
+	uint64_t listeners;		/* registered listeners */
+	uint64_t listener_calls;	/* populate and discard calls made */
+	uint64_t poisoned;		/* bytes poisoned by memory failure */
 };
 
 /*

@@ -10,7 +10,11 @@
  *   3. reserve the state tree's memory, so step 5 cannot fail;
  *   4. change every view, page runs that actually change only; a failure
  *      undoes the views already changed and returns, state untouched;
- *   5. commit the state; let vma views that grew too fragmented switch.
+ *   5. tell listeners: to private, discard (cannot fail); to shared,
+ *      populate, where a refusal undoes the views and fails the call;
+ *   6. invalidate the owners of the pages that change (the consumers of
+ *      their old state), then commit the state; let vma views that grew
+ *      too fragmented switch.
  * The contents never move: the pages stay in the backing file, only
  * where they are visible changes.
  *
@@ -42,6 +46,20 @@ static bool uniform(struct gmem *g, uint64_t start, uint64_t end,
 	unsigned int cur;
 
 	return gmem_state_run(&g->state, start, end, &cur) == end && cur == val;
+}
+
+/* Owners let go of the pages of [start, end) that are not val yet. */
+static void invalidate_changing(struct gmem *g, uint64_t start, uint64_t end,
+				unsigned int val)
+{
+	uint64_t p, run;
+	unsigned int cur;
+
+	for (p = start; p < end; p = run) {
+		run = gmem_state_run(&g->state, p, end, &cur);
+		if (cur != val)
+			gmem_invalidate(g, p, run, GMEM_INVALIDATE_CONVERT);
+	}
 }
 
 static int convert_locked(struct gmem *g, struct gmem_attributes *a)
@@ -77,6 +95,22 @@ static int convert_locked(struct gmem *g, struct gmem_attributes *a)
 		if (ret)
 			goto err_views;
 	}
+	if (val) {
+		gmem_listeners_discard(g, start, end, 0);
+	} else {
+		uint64_t bad = start;
+
+		ret = gmem_listeners_populate(g, start, end, &bad);
+		if (ret) {
+			failed = NULL;
+			for (v = g->views; v != failed; v = v->next)
+				gmem_view_undo(g, v, start, end, val);
+			a->error_offset = off_of(g, bad);
+			return ret;
+		}
+	}
+	if (g->bindings)
+		invalidate_changing(g, start, end, val);
 	g->pages_converted += gmem_state_set(&g->state, start, end, val);
 	g->conversions++;
 	for (v = g->views; v; v = v->next)
@@ -180,7 +214,9 @@ GMEM_EXPORT int gmem_unpin(struct gmem *g, uint64_t offset, uint64_t len)
 
 	if (!g || !gmem_range_ok(g, offset, len))
 		return -EINVAL;
-	pthread_mutex_lock(&g->lock);
+	ret = gmem_lock(g);
+	if (ret)
+		return ret;
 	ret = gmem_pins_sub(&g->pins, page_of(g, offset),
 			    page_of(g, offset + len));
 	if (!ret)

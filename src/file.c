@@ -35,12 +35,24 @@ bool gmem_range_ok(const struct gmem *g, uint64_t offset, uint64_t len)
 	       offset + len > offset && offset + len <= g->size;
 }
 
-/* Lock g if it is open: 0, or -EINVAL (NULL) / -EBADF (closed), unlocked. */
-int gmem_lock_live(struct gmem *g)
+/* Lock g: 0, or -EINVAL (NULL) / -EDEADLK (from one of g's callbacks). */
+int gmem_lock(struct gmem *g)
 {
 	if (!g)
 		return -EINVAL;
+	if (atomic_load(&g->cb_thread) == (unsigned long)pthread_self())
+		return -EDEADLK;
 	pthread_mutex_lock(&g->lock);
+	return 0;
+}
+
+/* Lock g if it is open: 0, or as gmem_lock(), or -EBADF (closed). */
+int gmem_lock_live(struct gmem *g)
+{
+	int ret = gmem_lock(g);
+
+	if (ret)
+		return ret;
 	if (g->closed) {
 		pthread_mutex_unlock(&g->lock);
 		return -EBADF;
@@ -52,6 +64,9 @@ static void gmem_destroy(struct gmem *g)
 {
 	while (g->views)
 		gmem_view_destroy(g, g->views);
+	gmem_bindings_destroy(g);
+	gmem_listeners_destroy(g);
+	gmem_pins_destroy(&g->poison);
 	if (g->uffd >= 0)
 		sys_close(g->uffd);
 	if (g->hole_fd >= 0)
@@ -68,7 +83,7 @@ static void gmem_destroy(struct gmem *g)
 void gmem_unlock_put(struct gmem *g)
 {
 	bool last = g->closed && !g->nr_user_views && !g->pins.nr &&
-		    !g->nr_waiters;
+		    !g->nr_waiters && !g->bindings && !g->listeners;
 
 	pthread_mutex_unlock(&g->lock);
 	if (last)
@@ -165,6 +180,8 @@ GMEM_EXPORT void gmem_close(struct gmem *g)
 	}
 	g->closed = true;
 	pthread_cond_broadcast(&g->pin_cond);
+	if (g->bindings)
+		gmem_bindings_release(g);
 	gmem_unlock_put(g);
 }
 
@@ -192,7 +209,12 @@ GMEM_EXPORT int gmem_fallocate(struct gmem *g, int mode, uint64_t offset,
 	} else if (offset < g->size) {
 		if (offset + len > g->size)
 			len = g->size - offset;
+		gmem_invalidate(g, page_of(g, offset), page_of(g, offset + len),
+				GMEM_INVALIDATE_PUNCH);
 		ret = sys_fallocate(g->fd, mode, offset, len);
+		if (!ret)
+			gmem_poison_clear(g, page_of(g, offset),
+					  page_of(g, offset + len));
 		/*
 		 * The punch zapped the range from every mapping; uffd views
 		 * must map their shared pages again (now zero) or they would
@@ -256,6 +278,14 @@ GMEM_EXPORT int gmem_stat(struct gmem *g, struct gmem_stats *st, size_t size)
 	s.pages_converted = g->pages_converted;
 	s.pins = g->pins.nr_calls;
 	s.pinned = off_of(g, g->pins.nr_pinned);
+	s.bindings = g->nr_bindings;
+	s.pfn_refs = g->pfn_refs;
+	s.invalidations = g->invalidations;
+	s.listeners = g->nr_listeners;
+	s.listener_calls = g->listener_calls;
+	for (size_t i = 0; i < g->poison.nr; i++)
+		s.poisoned += off_of(g, g->poison.ext[i].end -
+				     g->poison.ext[i].start);
 	for (struct gmem_view *v = g->views; v; v = v->next) {
 		if (v->internal)
 			continue;

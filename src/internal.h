@@ -15,6 +15,7 @@
 #define GMEM_INTERNAL_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -67,9 +68,16 @@ struct gmem {
 	 * while it is still mapped private anywhere, or the reverse.
 	 * Faults on host views take no lock of ours: a view's mappings are
 	 * the truth the kernel acts on, and they only change under the lock.
-	 * Nothing calls out of the library while holding it.  It is a leaf
-	 * lock: libgmem takes no other lock inside it (malloc aside).
-	 * pin_cond waits on it (GMEM_SET_ATTR_WAIT).
+	 * It is a leaf lock: libgmem takes no other lock inside it (malloc
+	 * aside).  pin_cond waits on it (GMEM_SET_ATTR_WAIT).
+	 *
+	 * Callbacks (binding invalidate, listener populate/discard) run with
+	 * it held, on the thread making the change, with cb_thread set to
+	 * that thread: a callback that calls libgmem for the same file gets
+	 * -EDEADLK instead of deadlocking.  Holding the lock is what makes
+	 * "no callback after gmem_unbind() returns" true: unbind takes the
+	 * lock, so it waits for a running callback and no later one can
+	 * find the binding.
 	 */
 	pthread_mutex_t lock;
 	pthread_cond_t pin_cond;
@@ -87,12 +95,22 @@ struct gmem {
 	struct gmem_pins pins;
 	struct gmem_view *views;	/* every view, the pin view too */
 	struct gmem_view *pin_view;	/* created by the first pin */
+	char *guest_view;		/* unguarded, for gmem_get_pfn() */
+	struct gmem_binding *bindings;
+	struct gmem_listener *listeners;
+	struct gmem_pins poison;	/* poisoned pages, count 1 each */
+	_Atomic unsigned long cb_thread; /* thread inside a callback, or 0 */
 	unsigned int nr_user_views;
 	unsigned int nr_waiters;	/* threads in a GMEM_SET_ATTR_WAIT */
 	bool closed;			/* gmem_close() was called */
 
 	uint64_t conversions;
 	uint64_t pages_converted;
+	uint64_t nr_bindings;
+	uint64_t nr_listeners;
+	uint64_t pfn_refs;
+	uint64_t invalidations;
+	uint64_t listener_calls;
 };
 
 static inline uint64_t page_of(const struct gmem *g, uint64_t off)
@@ -105,10 +123,63 @@ static inline uint64_t off_of(const struct gmem *g, uint64_t page)
 	return page << g->page_shift;
 }
 
+struct gmem_binding {
+	struct gmem_binding *next;
+	struct gmem *g;
+	uint64_t first;			/* first page of the file it covers */
+	uint64_t npages;
+	const struct gmem_binding_ops *ops;
+	void *owner;
+	struct gmem_pins shared_refs;	/* also counted in g->pins */
+	struct gmem_pins private_refs;
+};
+
+struct gmem_listener {
+	struct gmem_listener *next;
+	struct gmem *g;
+	uint64_t first;
+	uint64_t npages;
+	const struct gmem_listener_ops *ops;
+	void *opaque;
+};
+
 /* file.c */
 bool gmem_range_ok(const struct gmem *g, uint64_t offset, uint64_t len);
+int gmem_lock(struct gmem *g);
 int gmem_lock_live(struct gmem *g);
 void gmem_unlock_put(struct gmem *g);
+
+/* Mark the calling thread as inside a callback of g (see the lock). */
+static inline void gmem_cb_enter(struct gmem *g)
+{
+	atomic_store(&g->cb_thread, (unsigned long)pthread_self());
+}
+
+static inline void gmem_cb_exit(struct gmem *g)
+{
+	atomic_store(&g->cb_thread, 0);
+}
+
+/* binding.c: with g->lock held. */
+void gmem_invalidate(struct gmem *g, uint64_t start, uint64_t end,
+		     unsigned int reason);
+void gmem_bindings_release(struct gmem *g);
+void gmem_bindings_destroy(struct gmem *g);
+
+/* listener.c: with g->lock held. */
+int gmem_listeners_populate(struct gmem *g, uint64_t start, uint64_t end,
+			    uint64_t *error_page);
+void gmem_listeners_discard(struct gmem *g, uint64_t start, uint64_t end,
+			    unsigned int cur_val);
+void gmem_listeners_destroy(struct gmem *g);
+
+/* failure.c: with g->lock held. */
+static inline bool gmem_poisoned(const struct gmem *g, uint64_t page)
+{
+	return g->poison.nr && gmem_pins_first(&g->poison, page, page + 1) ==
+			       page;
+}
+void gmem_poison_clear(struct gmem *g, uint64_t start, uint64_t end);
 
 /* view.c: all with g->lock held. */
 int gmem_view_create(struct gmem *g, uint64_t offset, size_t len, int prot,
@@ -122,6 +193,8 @@ void gmem_view_commit(struct gmem *g, struct gmem_view *v, uint64_t start,
 		      uint64_t end);
 int gmem_view_refill(struct gmem *g, struct gmem_view *v, uint64_t start,
 		     uint64_t end);
+int gmem_view_map_shared(struct gmem *g, struct gmem_view *v, uint64_t start,
+			 uint64_t end);
 
 /* sys.c: thin system call wrappers returning 0 or -errno. */
 int sys_memfd(const char *name, unsigned int flags);

@@ -126,27 +126,17 @@ static int uffd_fill(struct gmem *g, char *addr, uint64_t start, uint64_t end)
 	return 0;
 }
 
-/* Make [start, end) (inside v) private (val 1) or shared (val 0). */
-static int apply(struct gmem *g, struct gmem_view *v, uint64_t start,
-		 uint64_t end, unsigned int val)
+/* Map [start, end) (inside v, none of it poisoned) as shared memory. */
+static int map_shared(struct gmem *g, struct gmem_view *v, uint64_t start,
+		      uint64_t end)
 {
 	char *addr = page_addr(g, v, start);
 	size_t len = off_of(g, end - start);
 	void *tmp;
-	int ret, fd;
+	int ret;
 
-	if (v->mode == GMEM_VIEW_UFFD) {
-		if (val)
-			return sys_madvise(addr, len, MADV_DONTNEED);
+	if (v->mode == GMEM_VIEW_UFFD)
 		return uffd_fill(g, addr, start, end);
-	}
-	if (val) {
-		fd = hole_get(g);
-		if (fd < 0)
-			return fd;
-		return sys_mmap(addr, len, v->prot, MAP_SHARED | MAP_FIXED, fd,
-				off_of(g, start), &tmp);
-	}
 	ret = map_private_to_us(g, len, v->prot, off_of(g, start), &tmp);
 	if (ret)
 		return ret;
@@ -154,6 +144,51 @@ static int apply(struct gmem *g, struct gmem_view *v, uint64_t start,
 	if (ret)
 		sys_munmap(tmp, len);
 	return ret;
+}
+
+/*
+ * Map the shared pages of [start, end) in v, skipping poisoned pages:
+ * those stay holes (failure.c).  Callers pass shared pages only.
+ */
+static bool clip(const struct gmem_view *v, uint64_t *start, uint64_t *end);
+
+static int map_shared_pieces(struct gmem *g, struct gmem_view *v,
+			     uint64_t start, uint64_t end)
+{
+	uint64_t p, bad;
+	int ret;
+
+	for (p = start; p < end; p = bad + 1) {
+		bad = g->poison.nr ? gmem_pins_first(&g->poison, p, end) : end;
+		if (bad > p) {
+			ret = map_shared(g, v, p, bad);
+			if (ret)
+				return ret;
+		}
+		if (bad == end)
+			break;
+	}
+	return 0;
+}
+
+/* Make [start, end) (inside v) private (val 1) or shared (val 0). */
+static int apply(struct gmem *g, struct gmem_view *v, uint64_t start,
+		 uint64_t end, unsigned int val)
+{
+	char *addr = page_addr(g, v, start);
+	size_t len = off_of(g, end - start);
+	void *tmp;
+	int fd;
+
+	if (!val)
+		return map_shared_pieces(g, v, start, end);
+	if (v->mode == GMEM_VIEW_UFFD)
+		return sys_madvise(addr, len, MADV_DONTNEED);
+	fd = hole_get(g);
+	if (fd < 0)
+		return fd;
+	return sys_mmap(addr, len, v->prot, MAP_SHARED | MAP_FIXED, fd,
+			off_of(g, start), &tmp);
 }
 
 /* Clip [*start, *end) to the pages v maps; false if nothing is left. */
@@ -272,9 +307,18 @@ static int uffd_populate(struct gmem *g, const struct gmem_view *v, char *base,
 		run = gmem_state_run(&g->state, p, end, &cur);
 		if (cur)
 			continue;
-		ret = uffd_fill(g, base + off_of(g, p - v->first), p, run);
-		if (ret)
-			return ret;
+		for (uint64_t q = p, bad; q < run; q = bad + 1) {
+			bad = g->poison.nr ?
+			      gmem_pins_first(&g->poison, q, run) : run;
+			if (bad > q) {
+				ret = uffd_fill(g, base + off_of(g, q - v->first),
+						q, bad);
+				if (ret)
+					return ret;
+			}
+			if (bad == run)
+				break;
+		}
 	}
 	return 0;
 }
@@ -364,6 +408,14 @@ void gmem_view_commit(struct gmem *g, struct gmem_view *v, uint64_t start,
 	update_mode(g, v);
 }
 
+int gmem_view_map_shared(struct gmem *g, struct gmem_view *v, uint64_t start,
+			 uint64_t end)
+{
+	if (!clip(v, &start, &end))
+		return 0;
+	return map_shared_pieces(g, v, start, end);
+}
+
 int gmem_view_refill(struct gmem *g, struct gmem_view *v, uint64_t start,
 		     uint64_t end)
 {
@@ -407,6 +459,14 @@ int gmem_view_create(struct gmem *g, uint64_t offset, size_t len, int prot,
 		/* Holes over every private run, as a to-private would. */
 		ret = walk(g, v, v->first, v->first + v->npages, 0, true,
 			   &stop);
+		/* And over poisoned pages, whatever their state. */
+		for (size_t i = 0; !ret && i < g->poison.nr; i++) {
+			uint64_t s = g->poison.ext[i].start;
+			uint64_t e = g->poison.ext[i].end;
+
+			if (clip(v, &s, &e))
+				ret = apply(g, v, s, e, 1);
+		}
 	}
 	if (ret)
 		goto err_unmap;
@@ -468,9 +528,12 @@ GMEM_EXPORT int gmem_munmap(struct gmem *g, void *addr, size_t len)
 	struct gmem_view *v;
 	int ret = -EINVAL;
 
-	if (!g || !addr || !len)
+	if (!addr || !len)
 		return -EINVAL;
-	pthread_mutex_lock(&g->lock);
+	ret = gmem_lock(g);
+	if (ret)
+		return ret;
+	ret = -EINVAL;
 	for (v = g->views; v; v = v->next) {
 		if (v->internal || v->addr != addr ||
 		    v->len != ((len + off_of(g, 1) - 1) & ~(off_of(g, 1) - 1)))
