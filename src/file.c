@@ -171,9 +171,9 @@ err_free:
 
 GMEM_EXPORT void gmem_close(struct gmem *g)
 {
-	if (!g)
+	/* NULL, or called from one of g's callbacks: nothing to do. */
+	if (gmem_lock(g))
 		return;
-	pthread_mutex_lock(&g->lock);
 	if (g->closed) {		/* double close while still held */
 		pthread_mutex_unlock(&g->lock);
 		return;
