@@ -47,19 +47,24 @@ struct gmem;				/* opaque: one guest memory file */
 
 /* gmem_create_args.backend */
 #define GMEM_BACKEND_MEMFD	0		/* memfd_create(2); the default */
+#define GMEM_BACKEND_KVM	1		/* a KVM guest_memfd */
 
 struct gmem_create_args {		/* zero-filled = memfd backend */
 	uint64_t size;			/* > 0, page (or huge page) aligned */
 	uint64_t flags;			/* GMEM_FLAG_* */
 	uint32_t backend;		/* GMEM_BACKEND_* */
-	uint32_t reserved32;		/* must be 0 */
+	int32_t vm_fd;			/* GMEM_BACKEND_KVM: the KVM VM to make
+					   the guest_memfd on, or -1 to let
+					   libgmem make (and own) one; else 0 */
 	uint64_t reserved[6];		/* must be 0 */
 };
 
 /*
  * Create a guest memory file.  On success *out owns it and 0 is returned.
  * -EINVAL: size 0 or unaligned, unknown flags or backend, reserved not 0.
- * -EOPNOTSUPP: GMEM_FLAG_HUGEPAGE (not yet provided by this version).
+ * -EOPNOTSUPP: GMEM_FLAG_HUGEPAGE (not yet provided by this version); for
+ * GMEM_BACKEND_KVM, a kernel without guest_memfd with MMAP and
+ * INIT_SHARED (Linux 6.18).  -ENOENT/-EACCES: /dev/kvm cannot be opened.
  */
 int gmem_create(const struct gmem_create_args *args, struct gmem **out);
 

@@ -159,7 +159,8 @@ GMEM_EXPORT int gmem_unbind(struct gmem_binding *b)
 	return 0;
 }
 
-static int guest_view_get(struct gmem *g)
+/* The guest view of the whole file, made on first use. */
+int gmem_guest_view(struct gmem *g)
 {
 	void *p;
 	int ret;
@@ -216,7 +217,7 @@ GMEM_EXPORT int gmem_get_pfn(struct gmem_binding *b, uint64_t index,
 		ret = -EFAULT;
 		goto out;
 	}
-	ret = guest_view_get(g);
+	ret = gmem_guest_view(g);
 	if (ret)
 		goto out;
 	addr = g->guest_view + off_of(g, page);

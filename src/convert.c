@@ -62,13 +62,27 @@ static void invalidate_changing(struct gmem *g, uint64_t start, uint64_t end,
 	}
 }
 
+/* Put the kernel's state of [start, end) back to the runs still in ours. */
+static void kvm_revert(struct gmem *g, uint64_t start, uint64_t end,
+		       unsigned int val)
+{
+	uint64_t p, run, bad;
+	unsigned int cur;
+
+	for (p = start; g->kvm_inplace && p < end; p = run) {
+		run = gmem_state_run(&g->state, p, end, &cur);
+		if (cur != val)
+			gmem_kvm_convert(g, p, run, cur, &bad);
+	}
+}
+
 static int convert_locked(struct gmem *g, struct gmem_attributes *a)
 {
 	uint64_t start = page_of(g, a->offset);
 	uint64_t end = page_of(g, a->offset + a->size);
 	unsigned int val = a->attributes & GMEM_ATTR_PRIVATE ? 1 : 0;
 	struct gmem_view *v, *failed;
-	uint64_t pinned;
+	uint64_t pinned, bad = start;
 	int ret;
 
 	for (;;) {
@@ -90,6 +104,12 @@ static int convert_locked(struct gmem *g, struct gmem_attributes *a)
 	ret = gmem_state_reserve(&g->state, start, end, val);
 	if (ret)
 		goto err;
+	/* A kernel that keeps the state too goes first: it may refuse. */
+	ret = gmem_kvm_convert(g, start, end, val, &bad);
+	if (ret) {
+		a->error_offset = off_of(g, bad);
+		return ret;
+	}
 	for (v = g->views; v; v = v->next) {
 		ret = gmem_view_convert(g, v, start, end, val);
 		if (ret)
@@ -98,13 +118,11 @@ static int convert_locked(struct gmem *g, struct gmem_attributes *a)
 	if (val) {
 		gmem_listeners_discard(g, start, end, 0);
 	} else {
-		uint64_t bad = start;
-
 		ret = gmem_listeners_populate(g, start, end, &bad);
 		if (ret) {
-			failed = NULL;
-			for (v = g->views; v != failed; v = v->next)
+			for (v = g->views; v; v = v->next)
 				gmem_view_undo(g, v, start, end, val);
+			kvm_revert(g, start, end, val);
 			a->error_offset = off_of(g, bad);
 			return ret;
 		}
@@ -121,6 +139,7 @@ err_views:
 	failed = v;
 	for (v = g->views; v != failed; v = v->next)
 		gmem_view_undo(g, v, start, end, val);
+	kvm_revert(g, start, end, val);
 err:
 	a->error_offset = a->offset;
 	return ret;

@@ -72,6 +72,7 @@ static void gmem_destroy(struct gmem *g)
 	if (g->hole_fd >= 0)
 		sys_close(g->hole_fd);
 	sys_close(g->fd);
+	gmem_kvm_close(g);
 	gmem_state_destroy(&g->state);
 	gmem_pins_destroy(&g->pins);
 	pthread_cond_destroy(&g->pin_cond);
@@ -94,7 +95,8 @@ static int check_create_args(const struct gmem_create_args *args)
 {
 	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
 
-	if (args->reserved32 || args->backend != GMEM_BACKEND_MEMFD)
+	if (args->backend == GMEM_BACKEND_MEMFD ? args->vm_fd != 0 :
+	    args->backend != GMEM_BACKEND_KVM || args->vm_fd < -1)
 		return -EINVAL;
 	for (size_t i = 0; i < sizeof(args->reserved) / 8; i++)
 		if (args->reserved[i])
@@ -111,9 +113,27 @@ static int check_create_args(const struct gmem_create_args *args)
 	return 0;
 }
 
+/* A sealed memfd of the file's size: fixed, like guest_memfd's. */
+static int memfd_backing(struct gmem *g)
+{
+	int ret;
+
+	g->fd = sys_memfd("gmem", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (g->fd < 0)
+		return g->fd;
+	ret = sys_ftruncate(g->fd, g->size);
+	if (!ret)
+		ret = sys_seal(g->fd, F_SEAL_GROW | F_SEAL_SHRINK |
+			       F_SEAL_SEAL);
+	if (ret)
+		sys_close(g->fd);
+	return ret;
+}
+
 GMEM_EXPORT int gmem_create(const struct gmem_create_args *args,
 			    struct gmem **out)
 {
+	unsigned int init_val;
 	struct gmem *g;
 	int ret;
 
@@ -134,21 +154,21 @@ GMEM_EXPORT int gmem_create(const struct gmem_create_args *args,
 	g->uffd = -1;
 	gmem_pins_init(&g->pins);
 
-	ret = gmem_state_init(&g->state, g->npages,
-			      args->flags & GMEM_FLAG_INIT_SHARED ? 0 : 1);
+	g->backend = args->backend;
+	g->vm_fd = g->kvm_fd = -1;
+	init_val = args->flags & GMEM_FLAG_INIT_SHARED ? 0 : 1;
+	ret = gmem_state_init(&g->state, g->npages, init_val);
 	if (ret)
 		goto err_free;
-	g->fd = sys_memfd("gmem", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (g->fd < 0) {
-		ret = g->fd;
-		goto err_state;
+	if (g->backend == GMEM_BACKEND_KVM) {
+		ret = gmem_kvm_create(g, args->vm_fd, init_val);
+		if (ret)
+			goto err_state;
+	} else {
+		ret = memfd_backing(g);
+		if (ret)
+			goto err_state;
 	}
-	ret = sys_ftruncate(g->fd, g->size);
-	if (!ret)	/* the size is fixed, like guest_memfd's */
-		ret = sys_seal(g->fd, F_SEAL_GROW | F_SEAL_SHRINK |
-			       F_SEAL_SEAL);
-	if (ret)
-		goto err_fd;
 	ret = -pthread_mutex_init(&g->lock, NULL);
 	if (ret)
 		goto err_fd;
@@ -162,6 +182,7 @@ err_lock:
 	pthread_mutex_destroy(&g->lock);
 err_fd:
 	sys_close(g->fd);
+	gmem_kvm_close(g);
 err_state:
 	gmem_state_destroy(&g->state);
 err_free:
@@ -252,7 +273,13 @@ GMEM_EXPORT ssize_t gmem_populate(struct gmem *g, uint64_t offset,
 		goto out;
 	}
 	done = end > last ? len : off_of(g, end) - offset;
-	ret = sys_pwrite_all(g->fd, src, done, offset);
+	if (g->backend == GMEM_BACKEND_MEMFD) {
+		ret = sys_pwrite_all(g->fd, src, done, offset);
+	} else {		/* guest_memfd has no write(): the guest view */
+		ret = gmem_guest_view(g);
+		if (!ret)
+			memcpy(g->guest_view + offset, src, done);
+	}
 out:
 	gmem_unlock_put(g);
 	return ret ? ret : (ssize_t)done;
@@ -269,7 +296,10 @@ GMEM_EXPORT int gmem_stat(struct gmem *g, struct gmem_stats *st, size_t size)
 	if (ret)
 		return ret;
 	s.size = g->size;
-	ret = sys_allocated(g->fd, &s.allocated);
+	if (g->backend == GMEM_BACKEND_MEMFD)
+		ret = sys_allocated(g->fd, &s.allocated);
+	else
+		ret = gmem_kvm_allocated(g, &s.allocated);
 	s.priv = off_of(g, g->state.nr_private);
 	s.shared = g->size - s.priv;
 	s.nr_ranges = g->state.nr_ranges;

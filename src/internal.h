@@ -82,7 +82,12 @@ struct gmem {
 	pthread_mutex_t lock;
 	pthread_cond_t pin_cond;
 
-	int fd;				/* the backing memfd */
+	int fd;				/* the backing memfd or guest_memfd */
+	unsigned int backend;		/* GMEM_BACKEND_* */
+	int vm_fd;			/* KVM backend: the VM, or -1 */
+	int kvm_fd;			/* /dev/kvm if we made the VM, or -1 */
+	bool own_vm;			/* vm_fd is ours to close */
+	bool kvm_inplace;		/* the kernel converts in place too */
 	int hole_fd;			/* empty sealed memfd: SIGBUS holes */
 	int uffd;			/* userfaultfd, or -1 */
 	int uffd_err;			/* why it could not be opened */
@@ -160,7 +165,15 @@ static inline void gmem_cb_exit(struct gmem *g)
 	atomic_store(&g->cb_thread, 0);
 }
 
+/* kvm.c */
+int gmem_kvm_create(struct gmem *g, int vm_fd, unsigned int init_val);
+void gmem_kvm_close(struct gmem *g);
+int gmem_kvm_convert(struct gmem *g, uint64_t start, uint64_t end,
+		     unsigned int val, uint64_t *error_page);
+int gmem_kvm_allocated(struct gmem *g, uint64_t *bytes);
+
 /* binding.c: with g->lock held. */
+int gmem_guest_view(struct gmem *g);
 void gmem_invalidate(struct gmem *g, uint64_t start, uint64_t end,
 		     unsigned int reason);
 void gmem_bindings_release(struct gmem *g);

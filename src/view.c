@@ -57,7 +57,9 @@ static inline char *page_addr(const struct gmem *g, const struct gmem_view *v,
 static int uffd_get(struct gmem *g)
 {
 	if (g->uffd < 0 && !g->uffd_err) {
-		int fd = sys_uffd_open();
+		/* guest_memfd mappings cannot be registered (Linux 6.18). */
+		int fd = g->backend == GMEM_BACKEND_KVM ? -EOPNOTSUPP :
+			 sys_uffd_open();
 
 		if (fd < 0)
 			g->uffd_err = fd;

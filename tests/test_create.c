@@ -220,18 +220,20 @@ TEST(multiple)
 
 /* ---- (d) invalid arguments ---------------------------------------------- */
 
-enum bad_arg { B_RESERVED32, B_RESERVED, B_BACKEND };
+enum bad_arg { B_VM_FD, B_RESERVED, B_BACKEND, B_KVM_VM_FD };
 
 static const struct {
 	enum bad_arg what;
 	unsigned int index;
 	uint64_t value;
 } bad_args[] = {
-	{ B_RESERVED32, 0, 1 }, { B_RESERVED32, 0, 0x80000000 },
+	/* vm_fd is for the KVM backend only; there, -1 or a real fd. */
+	{ B_VM_FD, 0, 1 }, { B_VM_FD, 0, 0x80000000 }, { B_VM_FD, 0, -1 },
+	{ B_KVM_VM_FD, 0, -2 }, { B_KVM_VM_FD, 0, 0x80000000 },
 	{ B_RESERVED, 0, 1 }, { B_RESERVED, 1, 1 }, { B_RESERVED, 2, 1 },
 	{ B_RESERVED, 3, 1 }, { B_RESERVED, 4, 1 }, { B_RESERVED, 5, 1 },
 	{ B_RESERVED, 5, 1ULL << 63 }, { B_RESERVED, 0, UINT64_MAX },
-	{ B_BACKEND, 0, 1 }, { B_BACKEND, 0, 2 }, { B_BACKEND, 0, UINT32_MAX },
+	{ B_BACKEND, 0, 2 }, { B_BACKEND, 0, 3 }, { B_BACKEND, 0, UINT32_MAX },
 };
 
 TEST(invalid_args)
@@ -245,8 +247,12 @@ TEST(invalid_args)
 		int ret;
 
 		switch (bad_args[i].what) {
-		case B_RESERVED32:
-			args.reserved32 = (uint32_t)bad_args[i].value;
+		case B_VM_FD:
+			args.vm_fd = (int32_t)bad_args[i].value;
+			break;
+		case B_KVM_VM_FD:
+			args.backend = GMEM_BACKEND_KVM;
+			args.vm_fd = (int32_t)bad_args[i].value;
 			break;
 		case B_RESERVED:
 			args.reserved[bad_args[i].index] = bad_args[i].value;
