@@ -34,7 +34,8 @@ struct gmem;				/* opaque: one guest memory file */
 /* gmem_create_args.flags */
 #define GMEM_FLAG_MMAP		(1ULL << 0)	/* host views allowed */
 #define GMEM_FLAG_INIT_SHARED	(1ULL << 1)	/* starts shared; default private */
-#define GMEM_FLAG_HUGEPAGE	(1ULL << 2)	/* huge-page backed */
+#define GMEM_FLAG_HUGEPAGE	(1ULL << 2)	/* huge-page backed: 2 MiB shmem
+						   THP or 1 GiB hugetlb */
 #define GMEM_HUGE_SHIFT		58		/* log2(page size) << 58: 21, 30 */
 #define GMEM_HUGE_MASK		0x3fULL
 
@@ -62,9 +63,12 @@ struct gmem_create_args {		/* zero-filled = memfd backend */
 /*
  * Create a guest memory file.  On success *out owns it and 0 is returned.
  * -EINVAL: size 0 or unaligned, unknown flags or backend, reserved not 0.
- * -EOPNOTSUPP: GMEM_FLAG_HUGEPAGE (not yet provided by this version); for
- * GMEM_BACKEND_KVM, a kernel without guest_memfd with MMAP and
- * INIT_SHARED (Linux 6.18).  -ENOENT/-EACCES: /dev/kvm cannot be opened.
+ * -EOPNOTSUPP: GMEM_FLAG_HUGEPAGE with 2 MiB pages while shmem THP is off
+ * (shmem_enabled "never"/"deny"), with 1 GiB pages where the kernel has
+ * no 1 GiB hugetlb, or with GMEM_BACKEND_KVM; for GMEM_BACKEND_KVM, a
+ * kernel without guest_memfd with MMAP and INIT_SHARED (Linux 6.18).
+ * -ENOMEM: 1 GiB pages the hugetlb pool cannot provide.
+ * -ENOENT/-EACCES: /dev/kvm cannot be opened.
  */
 int gmem_create(const struct gmem_create_args *args, struct gmem **out);
 
@@ -248,6 +252,9 @@ struct gmem_stats {
 	uint64_t listeners;		/* registered listeners */
 	uint64_t listener_calls;	/* populate and discard calls made */
 	uint64_t poisoned;		/* bytes poisoned by memory failure */
+	uint64_t huge_mapped;		/* bytes of views mapped huge */
+	uint64_t splits;		/* huge regions made mixed */
+	uint64_t merges;		/* huge regions made uniform again */
 };
 
 /*

@@ -167,18 +167,10 @@ int gmem_guest_view(struct gmem *g)
 
 	if (g->guest_view)
 		return 0;
-	ret = sys_mmap(NULL, g->size, PROT_NONE, MAP_SHARED, g->fd, 0, &p);
-	if (ret)
-		return ret;
-	ret = sys_madvise(p, g->size, MADV_DONTFORK);
+	ret = gmem_map_file(g, g->size, PROT_READ | PROT_WRITE, 0, &p);
 	if (!ret)
-		ret = sys_mprotect(p, g->size, PROT_READ | PROT_WRITE);
-	if (ret) {
-		sys_munmap(p, g->size);
-		return ret;
-	}
-	g->guest_view = p;
-	return 0;
+		g->guest_view = p;
+	return ret;
 }
 
 static int check_pfn_args(struct gmem_binding *b, uint64_t index,
@@ -193,6 +185,7 @@ static int check_pfn_args(struct gmem_binding *b, uint64_t index,
 GMEM_EXPORT int gmem_get_pfn(struct gmem_binding *b, uint64_t index,
 			     unsigned int access, struct gmem_pfn *pfn)
 {
+	unsigned int order;
 	struct gmem *g;
 	uint64_t page;
 	char *addr;
@@ -220,9 +213,13 @@ GMEM_EXPORT int gmem_get_pfn(struct gmem_binding *b, uint64_t index,
 	ret = gmem_guest_view(g);
 	if (ret)
 		goto out;
+	order = gmem_huge_order(g, page, access);
 	addr = g->guest_view + off_of(g, page);
-	/* The page exists and is mapped once the owner has its address. */
-	ret = sys_madvise(addr, off_of(g, 1), MADV_POPULATE_WRITE);
+	/* The page (its huge page) exists and is mapped once the owner
+	 * has its address. */
+	ret = sys_madvise(g->guest_view + off_of(g, page & ~((1ULL << order) -
+							     1)),
+			  off_of(g, 1ULL << order), MADV_POPULATE_WRITE);
 	if (ret)
 		goto out;
 	if (access == GMEM_ACCESS_SHARED) {
@@ -240,7 +237,7 @@ GMEM_EXPORT int gmem_get_pfn(struct gmem_binding *b, uint64_t index,
 	g->pfn_refs++;
 	pfn->addr = addr;
 	pfn->offset = off_of(g, page);
-	pfn->order = 0;
+	pfn->order = order;
 out:
 	gmem_unlock_put(g);
 	return ret;

@@ -110,6 +110,7 @@ static int convert_locked(struct gmem *g, struct gmem_attributes *a)
 		a->error_offset = off_of(g, bad);
 		return ret;
 	}
+	gmem_huge_before(g, start, end);
 	for (v = g->views; v; v = v->next) {
 		ret = gmem_view_convert(g, v, start, end, val);
 		if (ret)
@@ -133,6 +134,7 @@ static int convert_locked(struct gmem *g, struct gmem_attributes *a)
 	g->conversions++;
 	for (v = g->views; v; v = v->next)
 		gmem_view_commit(g, v, start, end);
+	gmem_huge_after(g, start, end, val);
 	return 0;
 
 err_views:

@@ -94,6 +94,8 @@ void gmem_unlock_put(struct gmem *g)
 static int check_create_args(const struct gmem_create_args *args)
 {
 	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	unsigned int shift;
+	int ret;
 
 	if (args->backend == GMEM_BACKEND_MEMFD ? args->vm_fd != 0 :
 	    args->backend != GMEM_BACKEND_KVM || args->vm_fd < -1)
@@ -103,12 +105,13 @@ static int check_create_args(const struct gmem_create_args *args)
 			return -EINVAL;
 	if (args->flags & ~GMEM_ALL_FLAGS)
 		return -EINVAL;
-	if ((args->flags & GMEM_HUGE_BITS) &&
-	    !(args->flags & GMEM_FLAG_HUGEPAGE))
-		return -EINVAL;
 	if (!args->size || args->size & (page - 1) || args->size > INT64_MAX)
 		return -EINVAL;
-	if (args->flags & GMEM_FLAG_HUGEPAGE)
+	ret = gmem_huge_validate(args->flags, args->size, &shift);
+	if (ret)
+		return ret;
+	/* guest_memfd has no huge pages in Linux 6.18 */
+	if (shift && args->backend == GMEM_BACKEND_KVM)
 		return -EOPNOTSUPP;
 	return 0;
 }
@@ -160,8 +163,13 @@ GMEM_EXPORT int gmem_create(const struct gmem_create_args *args,
 	ret = gmem_state_init(&g->state, g->npages, init_val);
 	if (ret)
 		goto err_free;
+	gmem_huge_validate(args->flags, args->size, &g->huge_shift);
 	if (g->backend == GMEM_BACKEND_KVM) {
 		ret = gmem_kvm_create(g, args->vm_fd, init_val);
+		if (ret)
+			goto err_state;
+	} else if (g->huge_shift) {
+		ret = gmem_huge_backing(g);
 		if (ret)
 			goto err_state;
 	} else {
@@ -273,9 +281,9 @@ GMEM_EXPORT ssize_t gmem_populate(struct gmem *g, uint64_t offset,
 		goto out;
 	}
 	done = end > last ? len : off_of(g, end) - offset;
-	if (g->backend == GMEM_BACKEND_MEMFD) {
+	if (g->backend == GMEM_BACKEND_MEMFD && !g->hugetlb) {
 		ret = sys_pwrite_all(g->fd, src, done, offset);
-	} else {		/* guest_memfd has no write(): the guest view */
+	} else {	/* guest_memfd, hugetlbfs: no write(), the guest view */
 		ret = gmem_guest_view(g);
 		if (!ret)
 			memcpy(g->guest_view + offset, src, done);
@@ -308,6 +316,10 @@ GMEM_EXPORT int gmem_stat(struct gmem *g, struct gmem_stats *st, size_t size)
 	s.pages_converted = g->pages_converted;
 	s.pins = g->pins.nr_calls;
 	s.pinned = off_of(g, g->pins.nr_pinned);
+	if (!ret)
+		ret = gmem_huge_mapped(g, &s.huge_mapped);
+	s.splits = g->splits;
+	s.merges = g->merges;
 	s.bindings = g->nr_bindings;
 	s.pfn_refs = g->pfn_refs;
 	s.invalidations = g->invalidations;

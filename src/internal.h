@@ -88,6 +88,8 @@ struct gmem {
 	int kvm_fd;			/* /dev/kvm if we made the VM, or -1 */
 	bool own_vm;			/* vm_fd is ours to close */
 	bool kvm_inplace;		/* the kernel converts in place too */
+	unsigned int huge_shift;	/* 21, 30, or 0: 4 KiB pages */
+	bool hugetlb;			/* 1 GiB hugetlb rather than THP */
 	int hole_fd;			/* empty sealed memfd: SIGBUS holes */
 	int uffd;			/* userfaultfd, or -1 */
 	int uffd_err;			/* why it could not be opened */
@@ -116,6 +118,9 @@ struct gmem {
 	uint64_t pfn_refs;
 	uint64_t invalidations;
 	uint64_t listener_calls;
+	uint64_t splits;		/* huge regions that went mixed */
+	uint64_t merges;		/* huge regions that went uniform */
+	uint64_t mixed_before;		/* during a conversion (huge.c) */
 };
 
 static inline uint64_t page_of(const struct gmem *g, uint64_t off)
@@ -165,6 +170,19 @@ static inline void gmem_cb_exit(struct gmem *g)
 	atomic_store(&g->cb_thread, 0);
 }
 
+/* huge.c */
+int gmem_huge_validate(uint64_t flags, uint64_t size, unsigned int *shift);
+int gmem_huge_backing(struct gmem *g);
+int gmem_map_file(struct gmem *g, size_t len, int prot, uint64_t off,
+		  void **out);
+void gmem_huge_before(struct gmem *g, uint64_t start, uint64_t end);
+void gmem_huge_after(struct gmem *g, uint64_t start, uint64_t end,
+		     unsigned int val);
+unsigned int gmem_huge_order(struct gmem *g, uint64_t page, unsigned int val);
+int gmem_huge_view_sync(struct gmem *g, struct gmem_view *v, uint64_t start,
+			uint64_t end, unsigned int val, bool undo);
+int gmem_huge_mapped(struct gmem *g, uint64_t *bytes);
+
 /* kvm.c */
 int gmem_kvm_create(struct gmem *g, int vm_fd, unsigned int init_val);
 void gmem_kvm_close(struct gmem *g);
@@ -208,6 +226,8 @@ int gmem_view_refill(struct gmem *g, struct gmem_view *v, uint64_t start,
 		     uint64_t end);
 int gmem_view_map_shared(struct gmem *g, struct gmem_view *v, uint64_t start,
 			 uint64_t end);
+int gmem_view_hole(struct gmem *g, struct gmem_view *v, uint64_t start,
+		   uint64_t end);
 
 /* sys.c: thin system call wrappers returning 0 or -errno. */
 int sys_memfd(const char *name, unsigned int flags);

@@ -69,25 +69,6 @@ static int uffd_get(struct gmem *g)
 	return g->uffd >= 0 ? g->uffd : g->uffd_err;
 }
 
-/*
- * A new mapping of [off, +len) of the file, marked DONTFORK before it
- * becomes accessible, so no child can inherit it: see the top comment.
- */
-static int map_private_to_us(struct gmem *g, size_t len, int prot,
-			     uint64_t off, void **out)
-{
-	int ret = sys_mmap(NULL, len, PROT_NONE, MAP_SHARED, g->fd, off, out);
-
-	if (ret)
-		return ret;
-	ret = sys_madvise(*out, len, MADV_DONTFORK);
-	if (!ret)
-		ret = sys_mprotect(*out, len, prot);
-	if (ret)
-		sys_munmap(*out, len);
-	return ret;
-}
-
 static int hole_get(struct gmem *g)
 {
 	if (g->hole_fd < 0) {
@@ -139,7 +120,7 @@ static int map_shared(struct gmem *g, struct gmem_view *v, uint64_t start,
 
 	if (v->mode == GMEM_VIEW_UFFD)
 		return uffd_fill(g, addr, start, end);
-	ret = map_private_to_us(g, len, v->prot, off_of(g, start), &tmp);
+	ret = gmem_map_file(g, len, v->prot, off_of(g, start), &tmp);
 	if (ret)
 		return ret;
 	ret = sys_mremap_fixed(tmp, len, addr);
@@ -160,6 +141,9 @@ static int map_shared_pieces(struct gmem *g, struct gmem_view *v,
 	uint64_t p, bad;
 	int ret;
 
+	if (g->hugetlb)		/* whole regions only: huge.c */
+		return gmem_huge_view_sync(g, v, start, end, 0, false);
+
 	for (p = start; p < end; p = bad + 1) {
 		bad = g->poison.nr ? gmem_pins_first(&g->poison, p, end) : end;
 		if (bad > p) {
@@ -179,18 +163,26 @@ static int apply(struct gmem *g, struct gmem_view *v, uint64_t start,
 {
 	char *addr = page_addr(g, v, start);
 	size_t len = off_of(g, end - start);
-	void *tmp;
-	int fd;
 
 	if (!val)
 		return map_shared_pieces(g, v, start, end);
 	if (v->mode == GMEM_VIEW_UFFD)
 		return sys_madvise(addr, len, MADV_DONTNEED);
-	fd = hole_get(g);
+	return gmem_view_hole(g, v, start, end);
+}
+
+/* Map the empty sealed memfd over [start, end) of vma view v: SIGBUS. */
+int gmem_view_hole(struct gmem *g, struct gmem_view *v, uint64_t start,
+		   uint64_t end)
+{
+	int fd = hole_get(g);
+	void *tmp;
+
 	if (fd < 0)
 		return fd;
-	return sys_mmap(addr, len, v->prot, MAP_SHARED | MAP_FIXED, fd,
-			off_of(g, start), &tmp);
+	return sys_mmap(page_addr(g, v, start), off_of(g, end - start),
+			v->prot, MAP_SHARED | MAP_FIXED, fd, off_of(g, start),
+			&tmp);
 }
 
 /* Clip [*start, *end) to the pages v maps; false if nothing is left. */
@@ -263,7 +255,15 @@ int gmem_view_convert(struct gmem *g, struct gmem_view *v, uint64_t start,
 		      uint64_t end, unsigned int val)
 {
 	uint64_t stop = UINT64_MAX;
-	int ret = walk(g, v, start, end, val, false, &stop);
+	int ret;
+
+	if (g->hugetlb) {
+		ret = gmem_huge_view_sync(g, v, start, end, val, false);
+		if (ret)
+			gmem_huge_view_sync(g, v, start, end, val, true);
+		return ret;
+	}
+	ret = walk(g, v, start, end, val, false, &stop);
 
 	v->starts_before = island_starts(g, v, start, end);
 	if (ret) {
@@ -279,6 +279,10 @@ void gmem_view_undo(struct gmem *g, struct gmem_view *v, uint64_t start,
 {
 	uint64_t stop = UINT64_MAX;
 
+	if (g->hugetlb) {
+		gmem_huge_view_sync(g, v, start, end, val, true);
+		return;
+	}
 	walk(g, v, start, end, val, true, &stop);
 }
 
@@ -351,7 +355,7 @@ static int switch_to_uffd(struct gmem *g, struct gmem_view *v)
 
 	if (uffd < 0)
 		return uffd;
-	ret = map_private_to_us(g, v->len, v->prot, off_of(g, v->first), &tmp);
+	ret = gmem_map_file(g, v->len, v->prot, off_of(g, v->first), &tmp);
 	if (ret)
 		return ret;
 	ret = sys_uffd_register(uffd, tmp, v->len);
@@ -387,8 +391,12 @@ static bool wants_uffd(struct gmem *g, const struct gmem_view *v)
 {
 	uint64_t shared;
 
+	if (g->hugetlb)		/* regions of 1 GiB: few VMAs at most */
+		return false;
 	if (v->islands > GMEM_VIEW_HARD_ISLANDS)
 		return true;
+	if (g->huge_shift)	/* uffd maps 4 KiB PTEs: keep PMDs */
+		return false;
 	shared = count_pages(g, v, 0);
 	if (off_of(g, shared) > GMEM_VIEW_UFFD_MAX_SHARED)
 		return false;
@@ -448,7 +456,7 @@ int gmem_view_create(struct gmem *g, uint64_t offset, size_t len, int prot,
 	if (wants_uffd(g, v) && uffd_get(g) >= 0)
 		v->mode = GMEM_VIEW_UFFD;
 
-	ret = map_private_to_us(g, v->len, prot, offset, &addr);
+	ret = gmem_map_file(g, v->len, prot, offset, &addr);
 	if (ret)
 		goto err_free;
 	v->addr = addr;
@@ -457,6 +465,19 @@ int gmem_view_create(struct gmem *g, uint64_t offset, size_t len, int prot,
 		if (!ret)
 			ret = uffd_populate(g, v, v->addr, v->first,
 					    v->first + v->npages);
+	} else if (g->hugetlb) {
+		/* Holes over every region that is not all shared. */
+		uint64_t rp = 1ULL << (g->huge_shift - g->page_shift);
+
+		for (uint64_t r = v->first; !ret && r < v->first + v->npages;
+		     r += rp) {
+			unsigned int cur;
+
+			if (gmem_state_run(&g->state, r, r + rp, &cur) !=
+			    r + rp || cur || (g->poison.nr &&
+			    gmem_pins_first(&g->poison, r, r + rp) < r + rp))
+				ret = gmem_view_hole(g, v, r, r + rp);
+		}
 	} else {
 		/* Holes over every private run, as a to-private would. */
 		ret = walk(g, v, v->first, v->first + v->npages, 0, true,
@@ -511,6 +532,9 @@ GMEM_EXPORT int gmem_mmap(struct gmem *g, uint64_t offset, size_t len,
 	if (!len || (offset & (off_of(g, 1) - 1)) ||
 	    offset + len < offset || len > SIZE_MAX - off_of(g, 1) ||
 	    (prot & ~(PROT_READ | PROT_WRITE)) || offset > INT64_MAX)
+		return -EINVAL;
+	/* A hugetlb page cannot be mapped in part: see huge.c. */
+	if (g->hugetlb && ((offset | len) & ((1ULL << g->huge_shift) - 1)))
 		return -EINVAL;
 	ret = gmem_lock_live(g);
 	if (ret)

@@ -1,0 +1,367 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_huge.c - huge-page backed files, checked against /proc/self/smaps.
+ *
+ * 2 MiB (shmem THP): a uniform shared file maps huge; one private 4 KiB
+ * page splits only its region (SIGBUS there, neighbours intact, other
+ * regions still huge); converting it back maps the region huge again;
+ * get_pfn reports order 9 for uniform regions; punch of a whole huge page
+ * frees it, of part of one zeroes that part.
+ * 1 GiB (hugetlb): views show a region only while all of it is shared;
+ * contents survive; the pool's shortage fails at create.
+ *
+ * The machine's settings are set up when root and put back afterwards
+ * (shmem_enabled, the 1 GiB pool); otherwise the tests skip and say why.
+ */
+#include <linux/falloc.h>
+#include <sys/mman.h>
+
+#include "gmem.h"
+#include "harness.h"
+
+#define MiB		(1ULL << 20)
+#define GiB		(1ULL << 30)
+#define THP_KNOB	"/sys/kernel/mm/transparent_hugepage/shmem_enabled"
+#define POOL_1G		"/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages"
+
+static size_t ps;
+
+static int read_knob(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "re");
+	int ok;
+
+	if (!f)
+		return -errno;
+	ok = fgets(buf, (int)len, f) != NULL;
+	fclose(f);
+	if (!ok)
+		return -EIO;
+	buf[strcspn(buf, "\n")] = 0;
+	return 0;
+}
+
+static int write_knob(const char *path, const char *val)
+{
+	FILE *f = fopen(path, "we");
+	int ret = 0;
+
+	if (!f)
+		return -errno;
+	if (fputs(val, f) < 0)
+		ret = -EIO;
+	if (fclose(f))
+		ret = -errno;
+	return ret;
+}
+
+/* "always within_size advise [never] deny force" -> "never" */
+static void thp_mode(const char *line, char *mode, size_t len)
+{
+	const char *a = strchr(line, '['), *b = a ? strchr(a, ']') : NULL;
+
+	snprintf(mode, len, "%.*s", a && b ? (int)(b - a - 1) : 0,
+		 a ? a + 1 : "");
+}
+
+/* Bytes of [addr, addr + len) mapped with a PMD or by hugetlb. */
+static uint64_t smaps_huge(const void *addr, size_t len)
+{
+	FILE *f = fopen("/proc/self/smaps", "re");
+	uintptr_t lo, hi, a = (uintptr_t)addr;
+	char line[256];
+	unsigned long kb;
+	uint64_t n = 0;
+	int in = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		if (line[0] >= '0' && line[0] <= 'f' && line[0] != ':' &&
+		    !(line[0] >= 'A' && line[0] <= 'Z') &&
+		    sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+			in = lo >= a && hi <= a + len;
+		/* A hugetlb page mapped once counts as "Private" there. */
+		else if (in && (sscanf(line, "ShmemPmdMapped: %lu", &kb) == 1 ||
+				sscanf(line, "Shared_Hugetlb: %lu", &kb) == 1 ||
+				sscanf(line, "Private_Hugetlb: %lu", &kb) == 1))
+			n += (uint64_t)kb << 10;
+	}
+	fclose(f);
+	return n;
+}
+
+static int convert(struct gmem *g, uint64_t off, uint64_t len, int private)
+{
+	struct gmem_attributes a = {
+		.offset = off,
+		.size = len,
+		.attributes = private ? GMEM_ATTR_PRIVATE : 0,
+	};
+
+	return gmem_set_attributes(g, &a);
+}
+
+static struct gmem_stats stats(struct gmem *g)
+{
+	struct gmem_stats st = { 0 };
+
+	gmem_stat(g, &st, sizeof(st));
+	return st;
+}
+
+static void on_invalidate(void *o, uint64_t off, uint64_t size,
+			  unsigned int reason)
+{
+	(void)o, (void)off, (void)size, (void)reason;
+}
+
+static const struct gmem_binding_ops ops = { .invalidate = on_invalidate };
+
+/* ---- 2 MiB: shmem THP -------------------------------------------------- */
+
+#define THP_SIZE	(256 * MiB)
+
+FIXTURE(thp) {
+	char saved[128];
+	struct gmem *g;
+	char *v;
+};
+
+FIXTURE_SETUP(thp)
+{
+	char line[128];
+	struct gmem_create_args args = {
+		.size = THP_SIZE,
+		.flags = GMEM_FLAG_MMAP | GMEM_FLAG_INIT_SHARED |
+			 GMEM_FLAG_HUGEPAGE | 21ULL << GMEM_HUGE_SHIFT,
+	};
+
+	ps = (size_t)getpagesize();
+	if (read_knob(THP_KNOB, line, sizeof(line)))
+		SKIP(return, "%s: not readable (no shmem THP)", THP_KNOB);
+	thp_mode(line, self->saved, sizeof(self->saved));
+	if (write_knob(THP_KNOB, "advise"))
+		SKIP(return, "cannot write %s (not root?): shmem THP is "
+		     "\"%s\"", THP_KNOB, self->saved);
+	ASSERT_EQ(gmem_create(&args, &self->g), 0);
+	ASSERT_EQ(gmem_mmap(self->g, 0, THP_SIZE, PROT_READ | PROT_WRITE,
+			    (void **)&self->v), 0);
+	ASSERT_EQ(stats(self->g).views_uffd, 0);
+	/* Touch every page: first touch maps huge. */
+	for (uint64_t off = 0; off < THP_SIZE; off += ps)
+		self->v[off] = (char)(off / ps);
+}
+
+FIXTURE_TEARDOWN(thp)
+{
+	if (self->v)
+		gmem_munmap(self->g, self->v, THP_SIZE);
+	gmem_close(self->g);
+	if (self->saved[0])
+		write_knob(THP_KNOB, self->saved);
+}
+
+TEST_F(thp, uniform_file_maps_huge)
+{
+	uint64_t huge = smaps_huge(self->v, THP_SIZE);
+
+	TH_LOG("%llu of %llu MiB PMD-mapped (stats: %llu MiB)",
+	       (unsigned long long)(huge / MiB),
+	       (unsigned long long)(THP_SIZE / MiB),
+	       (unsigned long long)(stats(self->g).huge_mapped / MiB));
+	ASSERT_GE(huge * 100, THP_SIZE * 99);
+	ASSERT_EQ(stats(self->g).huge_mapped, huge);
+}
+
+TEST_F(thp, split_one_region_then_merge)
+{
+	uint64_t region = 10 * 2 * MiB, page = region + 77 * ps;
+	uint64_t huge0 = smaps_huge(self->v, THP_SIZE);
+
+	ASSERT_EQ(convert(self->g, page, ps, 1), 0);
+	ASSERT_SIGBUS(self->v + page, 0);
+	ASSERT_EQ(self->v[page - ps], (char)((page - ps) / ps));
+	ASSERT_EQ(self->v[page + ps], (char)((page + ps) / ps));
+	ASSERT_EQ(self->v[region], (char)(region / ps));
+	/* Only that region is no longer huge. */
+	ASSERT_EQ(smaps_huge(self->v, THP_SIZE), huge0 - 2 * MiB);
+	ASSERT_EQ(stats(self->g).splits, 1);
+
+	ASSERT_EQ(convert(self->g, page, ps, 0), 0);
+	ASSERT_EQ(self->v[page], (char)(page / ps));
+	ASSERT_EQ(smaps_huge(self->v, THP_SIZE), huge0);
+	ASSERT_EQ(stats(self->g).merges, 1);
+}
+
+TEST_F(thp, get_pfn_orders)
+{
+	struct gmem_binding *b;
+	struct gmem_pfn pfn;
+
+	ASSERT_EQ(gmem_bind(self->g, 0, THP_SIZE, &ops, NULL, &b), 0);
+	ASSERT_EQ(convert(self->g, 0, 8 * MiB, 1), 0);
+	ASSERT_EQ(convert(self->g, 2 * MiB + 5 * ps, ps, 0), 0);
+	/* Uniform private region: order 9. */
+	ASSERT_EQ(gmem_get_pfn(b, 4 * MiB / ps + 3, GMEM_ACCESS_PRIVATE, &pfn),
+		  0);
+	ASSERT_EQ(pfn.order, 9);
+	ASSERT_EQ(gmem_put_pfn(b, 4 * MiB / ps + 3, GMEM_ACCESS_PRIVATE), 0);
+	/* Inside the split region: order 0, either way. */
+	ASSERT_EQ(gmem_get_pfn(b, 2 * MiB / ps, GMEM_ACCESS_PRIVATE, &pfn), 0);
+	ASSERT_EQ(pfn.order, 0);
+	ASSERT_EQ(gmem_put_pfn(b, 2 * MiB / ps, GMEM_ACCESS_PRIVATE), 0);
+	ASSERT_EQ(gmem_get_pfn(b, 2 * MiB / ps + 5, GMEM_ACCESS_SHARED, &pfn),
+		  0);
+	ASSERT_EQ(pfn.order, 0);
+	ASSERT_EQ(gmem_put_pfn(b, 2 * MiB / ps + 5, GMEM_ACCESS_SHARED), 0);
+	/* A uniform shared region: order 9 for a shared access. */
+	ASSERT_EQ(gmem_get_pfn(b, 100 * MiB / ps, GMEM_ACCESS_SHARED, &pfn), 0);
+	ASSERT_EQ(pfn.order, 9);
+	ASSERT_EQ(gmem_put_pfn(b, 100 * MiB / ps, GMEM_ACCESS_SHARED), 0);
+	ASSERT_EQ(gmem_unbind(b), 0);
+}
+
+TEST_F(thp, punch_whole_and_part)
+{
+	int mode = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE;
+	uint64_t alloc = stats(self->g).allocated;
+
+	ASSERT_EQ(gmem_fallocate(self->g, mode, 20 * MiB, 2 * MiB), 0);
+	ASSERT_EQ(stats(self->g).allocated, alloc - 2 * MiB);
+	ASSERT_EQ(self->v[20 * MiB + ps], 0);
+	ASSERT_EQ(gmem_fallocate(self->g, mode, 30 * MiB + ps, ps), 0);
+	ASSERT_EQ(self->v[30 * MiB + ps], 0);
+	ASSERT_EQ(self->v[30 * MiB], (char)(30 * MiB / ps));
+	ASSERT_EQ(self->v[30 * MiB + 2 * ps], (char)(30 * MiB / ps + 2));
+}
+
+TEST(thp_off_fails_at_create)
+{
+	struct gmem_create_args args = {
+		.size = 2 * MiB,
+		.flags = GMEM_FLAG_HUGEPAGE | 21ULL << GMEM_HUGE_SHIFT,
+	};
+	char line[128], saved[64];
+	struct gmem *g = NULL;
+	int ret;
+
+	if (read_knob(THP_KNOB, line, sizeof(line)))
+		SKIP(return, "%s: not readable", THP_KNOB);
+	thp_mode(line, saved, sizeof(saved));
+	if (write_knob(THP_KNOB, "never"))
+		SKIP(return, "cannot write %s (not root?)", THP_KNOB);
+	ret = gmem_create(&args, &g);
+	write_knob(THP_KNOB, saved);
+	ASSERT_EQ(ret, -EOPNOTSUPP);
+	ASSERT_NULL(g);
+}
+
+/* ---- 1 GiB: hugetlb ---------------------------------------------------- */
+
+FIXTURE(gig) {
+	char saved[32];
+	struct gmem *g;
+	char *v;
+};
+
+FIXTURE_SETUP(gig)
+{
+	struct gmem_create_args args = {
+		.size = GiB,
+		.flags = GMEM_FLAG_MMAP | GMEM_FLAG_HUGEPAGE |
+			 30ULL << GMEM_HUGE_SHIFT,
+	};
+	char now[32];
+
+	ps = (size_t)getpagesize();
+	if (read_knob(POOL_1G, self->saved, sizeof(self->saved)))
+		SKIP(return, "%s: no 1 GiB hugetlb pages here", POOL_1G);
+	if (write_knob(POOL_1G, "1"))
+		SKIP(return, "cannot write %s (not root?)", POOL_1G);
+	if (read_knob(POOL_1G, now, sizeof(now)) || strcmp(now, "1")) {
+		write_knob(POOL_1G, self->saved);
+		SKIP(return, "the kernel found no free 1 GiB page (%s = %s)",
+		     POOL_1G, now);
+	}
+	ASSERT_EQ(gmem_create(&args, &self->g), 0);
+	ASSERT_EQ(gmem_mmap(self->g, 0, GiB, PROT_READ | PROT_WRITE,
+			    (void **)&self->v), 0);
+}
+
+FIXTURE_TEARDOWN(gig)
+{
+	if (self->v)
+		gmem_munmap(self->g, self->v, GiB);
+	gmem_close(self->g);
+	if (self->saved[0])
+		write_knob(POOL_1G, self->saved);
+}
+
+TEST_F(gig, whole_regions_only)
+{
+	void *w;
+
+	ASSERT_SIGBUS(self->v, 0);
+	/* One shared page in a private 1 GiB region: still a hole. */
+	ASSERT_EQ(convert(self->g, 5 * ps, ps, 0), 0);
+	ASSERT_SIGBUS(self->v + 5 * ps, 0);
+	/* All shared: mapped, by hugetlb. */
+	ASSERT_EQ(convert(self->g, 0, GiB, 0), 0);
+	self->v[5 * ps] = 'g';
+	self->v[GiB - 1] = 'G';
+	ASSERT_EQ(smaps_huge(self->v, GiB), GiB);
+	/* One private page hides the region; contents survive. */
+	ASSERT_EQ(convert(self->g, 7 * ps, ps, 1), 0);
+	ASSERT_SIGBUS(self->v + 5 * ps, 0);
+	ASSERT_SIGBUS(self->v + 7 * ps, 1);
+	/* Uniform -> mixed twice (pages 5, then 7), mixed -> uniform once. */
+	ASSERT_EQ(stats(self->g).splits, 2);
+	ASSERT_EQ(stats(self->g).merges, 1);
+	ASSERT_EQ(convert(self->g, 7 * ps, ps, 0), 0);
+	ASSERT_EQ(self->v[5 * ps], 'g');
+	ASSERT_EQ(self->v[GiB - 1], 'G');
+	ASSERT_EQ(stats(self->g).merges, 2);
+	/* Views must be whole 1 GiB pages. */
+	ASSERT_EQ(gmem_mmap(self->g, 0, 2 * MiB, PROT_READ, &w), -EINVAL);
+}
+
+TEST_F(gig, populate_and_get_pfn)
+{
+	struct gmem_binding *b;
+	struct gmem_pfn pfn;
+	char img[64];
+
+	memset(img, 'F', sizeof(img));
+	ASSERT_EQ(gmem_populate(self->g, 3 * ps, img, sizeof(img)), 64);
+	ASSERT_EQ(gmem_bind(self->g, 0, GiB, &ops, NULL, &b), 0);
+	ASSERT_EQ(gmem_get_pfn(b, 3, GMEM_ACCESS_PRIVATE, &pfn), 0);
+	ASSERT_EQ(pfn.order, 18);
+	ASSERT_EQ(((char *)pfn.addr)[63], 'F');
+	ASSERT_EQ(gmem_put_pfn(b, 3, GMEM_ACCESS_PRIVATE), 0);
+	ASSERT_EQ(gmem_unbind(b), 0);
+}
+
+TEST(gig_pool_short_fails_at_create)
+{
+	struct gmem_create_args args = {
+		.size = GiB,
+		.flags = GMEM_FLAG_HUGEPAGE | 30ULL << GMEM_HUGE_SHIFT,
+	};
+	char saved[32], now[32];
+	struct gmem *g = NULL;
+	int ret;
+
+	if (read_knob(POOL_1G, saved, sizeof(saved)))
+		SKIP(return, "%s: no 1 GiB hugetlb pages here", POOL_1G);
+	if (write_knob(POOL_1G, "0") || read_knob(POOL_1G, now, sizeof(now)) ||
+	    strcmp(now, "0")) {
+		write_knob(POOL_1G, saved);
+		SKIP(return, "cannot empty %s (not root, or pages in use)",
+		     POOL_1G);
+	}
+	ret = gmem_create(&args, &g);
+	write_knob(POOL_1G, saved);
+	ASSERT_EQ(ret, -ENOMEM);
+	ASSERT_NULL(g);
+}
