@@ -73,9 +73,11 @@ struct gmem_create_args {		/* zero-filled = memfd backend */
 int gmem_create(const struct gmem_create_args *args, struct gmem **out);
 
 /*
- * Drop the caller's handle.  The memory lives on while host views or pins
- * hold it; gmem_munmap() and gmem_unpin() still work on those, every other
- * call returns -EBADF.  The last release frees everything.
+ * Drop the caller's handle.  The memory lives on while host views, pins,
+ * bindings or listeners hold it; gmem_munmap(), gmem_unpin(),
+ * gmem_put_pfn(), gmem_unbind() and gmem_listener_unregister() still work
+ * on those, every other call returns -EBADF.  Owners are invalidated
+ * (GMEM_INVALIDATE_RELEASE).  The last release frees everything.
  */
 void gmem_close(struct gmem *g);
 
@@ -124,7 +126,8 @@ int gmem_get_attributes(struct gmem *g, uint64_t offset, uint64_t *attributes,
 /*
  * Long-term pin of shared pages (DMA-style).  *addr receives a host
  * address of offset that stays valid until the matching gmem_unpin().
- * Any private page in the range: -EFAULT, nothing pinned.
+ * Any private page in the range: -EFAULT, nothing pinned; a poisoned one:
+ * -EHWPOISON.
  */
 int gmem_pin(struct gmem *g, uint64_t offset, uint64_t len, void **addr);
 /* Drop one pin of each page; a page that is not pinned: -EINVAL. */
@@ -134,8 +137,8 @@ int gmem_unpin(struct gmem *g, uint64_t offset, uint64_t len);
  * Copy len bytes from src into private pages starting at offset (page
  * aligned), as a VMM loads firmware before the guest runs.  Returns the
  * number of bytes copied; it stops at the first page that is not private
- * (-EPERM if that is the first page).  The tail of the last page is left
- * as it was.
+ * (-EPERM if that is the first page; -EHWPOISON for a poisoned one).  The
+ * tail of the last page is left as it was.
  */
 ssize_t gmem_populate(struct gmem *g, uint64_t offset, const void *src,
 		      size_t len);
@@ -150,7 +153,7 @@ struct gmem_binding;
 
 /* Why an owner is invalidated. */
 #define GMEM_INVALIDATE_PUNCH	1	/* punch-hole freed the pages */
-#define GMEM_INVALIDATE_CONVERT	2	/* private pages became shared */
+#define GMEM_INVALIDATE_CONVERT	2	/* pages changed state (either way) */
 #define GMEM_INVALIDATE_RELEASE	3	/* the file was closed while bound */
 #define GMEM_INVALIDATE_POISON	4	/* memory failure */
 
@@ -182,10 +185,11 @@ int gmem_unbind(struct gmem_binding *b);
 struct gmem_pfn {
 	void *addr;			/* out: the page in the guest view */
 	uint64_t offset;		/* out: its file offset */
-	unsigned int order;		/* out: log2(pages): 0, 9 or 18 */
-	uint32_t reserved32;
+	unsigned int order;		/* out: log2(pages) of the uniform huge
+					   page holding it: 0, 9 or 18 */
+	uint32_t pad;
 	/* out, on -EFAULT (a memory fault, as KVM_EXIT_MEMORY_FAULT): */
-	uint64_t fault_offset;		/* the range to convert ... */
+	uint64_t fault_offset;		/* the range to convert (the page) */
 	uint64_t fault_size;
 	uint64_t fault_flags;		/* ... GMEM_MEMORY_FAULT_PRIVATE if the
 					   access was private */
@@ -243,7 +247,8 @@ struct gmem_stats {
 	uint64_t conversions;		/* set_attributes calls that changed state */
 	uint64_t pages_converted;	/* pages that changed state */
 	uint64_t pins;			/* gmem_pin() calls not yet undone */
-	uint64_t pinned;		/* bytes with at least one pin */
+	uint64_t pinned;		/* bytes with at least one pin, from
+					   gmem_pin() or a shared get_pfn */
 	uint64_t views;			/* host views (gmem_mmap) */
 	uint64_t views_uffd;		/* of which guarded by userfaultfd */
 	uint64_t bindings;		/* gmem_bind() not yet unbound */

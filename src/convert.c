@@ -212,17 +212,27 @@ GMEM_EXPORT int gmem_pin(struct gmem *g, uint64_t offset, uint64_t len,
 		if (ret)
 			goto out;
 	}
-	ret = gmem_pins_add(&g->pins, start, end);
+	if (g->poison.nr && gmem_pins_first(&g->poison, start, end) < end) {
+		ret = -EHWPOISON;
+		goto out;
+	}
+	ret = gmem_pins_add(&g->user_pins, start, end);
 	if (ret)
 		goto out;
+	ret = gmem_pins_add(&g->pins, start, end);
+	if (ret)
+		goto err_user;
 	/* Make the pages resident, as a DMA pin would. */
 	p = g->pin_view->addr + offset;
 	ret = sys_madvise(p, len, MADV_POPULATE_WRITE);
 	if (ret) {
 		gmem_pins_sub(&g->pins, start, end);
-		goto out;
+		goto err_user;
 	}
 	*addr = p;
+	goto out;
+err_user:
+	gmem_pins_sub(&g->user_pins, start, end);
 out:
 	gmem_unlock_put(g);
 	return ret;
@@ -238,8 +248,16 @@ GMEM_EXPORT int gmem_unpin(struct gmem *g, uint64_t offset, uint64_t len)
 	ret = gmem_lock(g);
 	if (ret)
 		return ret;
-	ret = gmem_pins_sub(&g->pins, page_of(g, offset),
+	/* Only gmem_pin()'s own pins: get_pfn references are not ours. */
+	ret = gmem_pins_sub(&g->user_pins, page_of(g, offset),
 			    page_of(g, offset + len));
+	if (!ret) {
+		ret = gmem_pins_sub(&g->pins, page_of(g, offset),
+				    page_of(g, offset + len));
+		if (ret)	/* keep the two counts in step */
+			gmem_pins_add(&g->user_pins, page_of(g, offset),
+				      page_of(g, offset + len));
+	}
 	if (!ret)
 		pthread_cond_broadcast(&g->pin_cond);
 	gmem_unlock_put(g);

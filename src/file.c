@@ -4,9 +4,10 @@
  * punch-hole, populate, stats.
  *
  * Lifetime: a struct gmem is freed when the caller has closed it and no
- * host view, pin or waiting thread holds it any more; whichever of
- * gmem_close(), gmem_munmap(), gmem_unpin() or a waiter leaves last frees
- * it, from gmem_unlock_put().  After gmem_close() only those releases are
+ * host view, pin, binding, listener or waiting thread holds it any more;
+ * whichever of gmem_close(), gmem_munmap(), gmem_unpin(), gmem_unbind(),
+ * gmem_listener_unregister() or a waiter leaves last frees it, from
+ * gmem_unlock_put().  After gmem_close() only those releases are
  * accepted; everything else returns -EBADF while the object still exists.
  *
  * Locking: g->lock, documented in internal.h, guards everything here but
@@ -75,6 +76,7 @@ static void gmem_destroy(struct gmem *g)
 	gmem_kvm_close(g);
 	gmem_state_destroy(&g->state);
 	gmem_pins_destroy(&g->pins);
+	gmem_pins_destroy(&g->user_pins);
 	pthread_cond_destroy(&g->pin_cond);
 	pthread_mutex_destroy(&g->lock);
 	free(g);
@@ -156,6 +158,7 @@ GMEM_EXPORT int gmem_create(const struct gmem_create_args *args,
 	g->hole_fd = -1;
 	g->uffd = -1;
 	gmem_pins_init(&g->pins);
+	gmem_pins_init(&g->user_pins);
 
 	g->backend = args->backend;
 	g->vm_fd = g->kvm_fd = -1;
@@ -276,8 +279,10 @@ GMEM_EXPORT ssize_t gmem_populate(struct gmem *g, uint64_t offset,
 	first = page_of(g, offset);
 	last = page_of(g, offset + len - 1);
 	end = gmem_state_run(&g->state, first, last + 1, &val);
-	if (!val) {
-		ret = -EPERM;
+	if (g->poison.nr)	/* a poisoned page holds nothing */
+		end = gmem_pins_first(&g->poison, first, end);
+	if (!val || end == first) {
+		ret = val ? -EHWPOISON : -EPERM;
 		goto out;
 	}
 	done = end > last ? len : off_of(g, end) - offset;
@@ -314,7 +319,7 @@ GMEM_EXPORT int gmem_stat(struct gmem *g, struct gmem_stats *st, size_t size)
 	s.state_bytes = gmem_state_bytes(&g->state);
 	s.conversions = g->conversions;
 	s.pages_converted = g->pages_converted;
-	s.pins = g->pins.nr_calls;
+	s.pins = g->user_pins.nr_calls;
 	s.pinned = off_of(g, g->pins.nr_pinned);
 	if (!ret)
 		ret = gmem_huge_mapped(g, &s.huge_mapped);

@@ -68,8 +68,10 @@ struct gmem {
 	 * while it is still mapped private anywhere, or the reverse.
 	 * Faults on host views take no lock of ours: a view's mappings are
 	 * the truth the kernel acts on, and they only change under the lock.
-	 * It is a leaf lock: libgmem takes no other lock inside it (malloc
-	 * aside).  pin_cond waits on it (GMEM_SET_ATTR_WAIT).
+	 * libgmem itself takes no other lock inside it (malloc aside), but
+	 * a callback that calls libgmem for another file takes that file's
+	 * lock inside this one: callers must not let callbacks of two files
+	 * call into each other.  pin_cond waits on it (GMEM_SET_ATTR_WAIT).
 	 *
 	 * Callbacks (binding invalidate, listener populate/discard) run with
 	 * it held, on the thread making the change, with cb_thread set to
@@ -99,7 +101,8 @@ struct gmem {
 	uint64_t npages;
 
 	struct gmem_state state;
-	struct gmem_pins pins;
+	struct gmem_pins pins;		/* every pin: conversions wait on it */
+	struct gmem_pins user_pins;	/* those of gmem_pin(), for unpin */
 	struct gmem_view *views;	/* every view, the pin view too */
 	struct gmem_view *pin_view;	/* created by the first pin */
 	char *guest_view;		/* unguarded, for gmem_get_pfn() */
