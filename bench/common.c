@@ -85,6 +85,8 @@ static void print_target(struct bench_target t, double x, double r)
 		[BENCH_RATIO_LT] = "ratio<",
 		[BENCH_NS_LT] = "ns_per_op<",
 		[BENCH_BYTES_LT] = "bytes<",
+		[BENCH_BYTES_GE] = "bytes>=",
+		[BENCH_RATIO_GE] = "ratio>=",
 	};
 	char limit[32];
 	bool met;
@@ -97,6 +99,12 @@ static void print_target(struct bench_target t, double x, double r)
 		break;
 	case BENCH_RATIO_LT:
 		met = r < t.limit;
+		break;
+	case BENCH_RATIO_GE:
+		met = r >= t.limit;
+		break;
+	case BENCH_BYTES_GE:
+		met = x >= t.limit;
 		break;
 	default:
 		met = x < t.limit;

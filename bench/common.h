@@ -30,6 +30,8 @@ enum bench_goal {
 	BENCH_RATIO_LT,		/* ratio < limit */
 	BENCH_NS_LT,		/* our ns_per_op < limit */
 	BENCH_BYTES_LT,		/* our bytes < limit */
+	BENCH_BYTES_GE,		/* our bytes >= limit (coverage) */
+	BENCH_RATIO_GE,		/* ratio >= limit (a speedup) */
 };
 
 struct bench_target {
