@@ -237,6 +237,16 @@ int gmem_listener_unregister(struct gmem_listener *l);
  */
 int gmem_memory_failure(struct gmem *g, uint64_t offset);
 
+/*
+ * GMEM_BACKEND_KVM: what a KVM memslot needs (KVM_SET_USER_MEMORY_REGION2
+ * with KVM_MEM_GUEST_MEMFD): the guest_memfd, and a userspace address
+ * for the slot: the guest view, a mapping of the whole file that shows
+ * private pages too and that no host view exposes (KVM's instruction
+ * emulator reads guest memory through it).  Both stay valid while the
+ * file lives.  -EOPNOTSUPP for other backends.
+ */
+int gmem_kvm_memslot(struct gmem *g, int *gmem_fd, void **guest_addr);
+
 struct gmem_stats {
 	uint64_t size;			/* bytes */
 	uint64_t allocated;		/* bytes backed by memory */

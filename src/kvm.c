@@ -177,3 +177,25 @@ int gmem_kvm_allocated(struct gmem *g, uint64_t *bytes)
 	*bytes = off_of(g, n);
 	return ret;
 }
+
+GMEM_EXPORT int gmem_kvm_memslot(struct gmem *g, int *gmem_fd,
+				 void **guest_addr)
+{
+	int ret;
+
+	if (!gmem_fd || !guest_addr)
+		return -EINVAL;
+	ret = gmem_lock_live(g);
+	if (ret)
+		return ret;
+	if (g->backend != GMEM_BACKEND_KVM)
+		ret = -EOPNOTSUPP;
+	else
+		ret = gmem_guest_view(g);
+	if (!ret) {
+		*gmem_fd = g->fd;
+		*guest_addr = g->guest_view;
+	}
+	gmem_unlock_put(g);
+	return ret;
+}
