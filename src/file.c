@@ -217,6 +217,55 @@ GMEM_EXPORT void gmem_close(struct gmem *g)
 	gmem_unlock_put(g);
 }
 
+static bool any_uffd_view(const struct gmem *g)
+{
+	for (const struct gmem_view *v = g->views; v; v = v->next)
+		if (v->mode == GMEM_VIEW_UFFD)
+			return true;
+	return false;
+}
+
+/*
+ * Punch-hole of [start, end).  A userfaultfd view keeps every shared page
+ * mapped, and a punched page would raise SIGBUS there until it is mapped
+ * again: a window in which a shared page faults.  Since such a view
+ * allocates its shared pages anyway, punching them frees nothing; they
+ * are zeroed in place instead (through the guest view), and only private
+ * and poisoned pages are punched.
+ */
+static int punch(struct gmem *g, uint64_t start, uint64_t end)
+{
+	const int mode = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE;
+	uint64_t p, run, q, bad;
+	unsigned int cur;
+	int ret = 0;
+
+	if (!any_uffd_view(g))
+		return sys_fallocate(g->fd, mode, off_of(g, start),
+				     off_of(g, end - start));
+	for (p = start; p < end && !ret; p = run) {
+		run = gmem_state_run(&g->state, p, end, &cur);
+		if (cur) {
+			ret = sys_fallocate(g->fd, mode, off_of(g, p),
+					    off_of(g, run - p));
+			continue;
+		}
+		ret = gmem_guest_view(g);
+		for (q = p; q < run && !ret; q = bad + 1) {
+			bad = g->poison.nr ?
+			      gmem_pins_first(&g->poison, q, run) : run;
+			memset(g->guest_view + off_of(g, q), 0,
+			       off_of(g, bad - q));
+			if (bad < run)
+				ret = sys_fallocate(g->fd, mode, off_of(g, bad),
+						    off_of(g, 1));
+			if (bad == run)
+				break;
+		}
+	}
+	return ret;
+}
+
 GMEM_EXPORT int gmem_fallocate(struct gmem *g, int mode, uint64_t offset,
 			       uint64_t len)
 {
@@ -238,12 +287,22 @@ GMEM_EXPORT int gmem_fallocate(struct gmem *g, int mode, uint64_t offset,
 		return ret;
 	if (!(mode & FALLOC_FL_PUNCH_HOLE)) {
 		ret = sys_fallocate(g->fd, FALLOC_FL_KEEP_SIZE, offset, len);
+		/*
+		 * guest_memfd zeroes a page at its first fault and counts
+		 * nothing before: fault it in, so that it is allocated in
+		 * every sense (and mincore(), our "allocated", sees it).
+		 */
+		if (!ret && g->backend == GMEM_BACKEND_KVM)
+			ret = gmem_guest_view(g);
+		if (!ret && g->backend == GMEM_BACKEND_KVM)
+			ret = sys_madvise(g->guest_view + offset, len,
+					  MADV_POPULATE_READ);
 	} else if (offset < g->size) {
 		if (offset + len > g->size)
 			len = g->size - offset;
 		gmem_invalidate(g, page_of(g, offset), page_of(g, offset + len),
 				GMEM_INVALIDATE_PUNCH);
-		ret = sys_fallocate(g->fd, mode, offset, len);
+		ret = punch(g, page_of(g, offset), page_of(g, offset + len));
 		if (!ret)
 			gmem_poison_clear(g, page_of(g, offset),
 					  page_of(g, offset + len));
@@ -291,7 +350,8 @@ GMEM_EXPORT ssize_t gmem_populate(struct gmem *g, uint64_t offset,
 	} else {	/* guest_memfd, hugetlbfs: no write(), the guest view */
 		ret = gmem_guest_view(g);
 		if (!ret)
-			memcpy(g->guest_view + offset, src, done);
+			ret = sys_copy_checked(g->guest_view + offset, src,
+					       done);
 	}
 out:
 	gmem_unlock_put(g);

@@ -244,6 +244,7 @@ int sys_seal(int fd, int seals);
 int sys_madvise(void *addr, size_t len, int advice);
 int sys_mremap_fixed(void *old, size_t len, void *new_addr);
 int sys_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
+int sys_copy_checked(void *dst, const void *src, size_t len);
 int sys_allocated(int fd, uint64_t *bytes);
 int sys_close(int fd);
 int sys_uffd_open(void);

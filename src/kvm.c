@@ -156,7 +156,8 @@ int gmem_kvm_convert(struct gmem *g, uint64_t start, uint64_t end,
 /* Pages of the file in memory, counted on the guest view. */
 int gmem_kvm_allocated(struct gmem *g, uint64_t *bytes)
 {
-	const uint64_t chunk = 1ULL << 20;	/* pages per mincore() */
+	const uint64_t chunk = g->npages < (1ULL << 20) ? g->npages :
+			       1ULL << 20;	/* pages per mincore() */
 	unsigned char *vec = malloc(chunk);
 	uint64_t n = 0;
 	int ret = gmem_guest_view(g);

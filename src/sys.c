@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -97,6 +98,31 @@ int sys_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 		p += n;
 		len -= (size_t)n;
 		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+/*
+ * memcpy(dst, src, len) that returns -EFAULT instead of crashing when src
+ * is not readable: the kernel reads it for us (our own process, so no
+ * ptrace permission is involved).
+ */
+int sys_copy_checked(void *dst, const void *src, size_t len)
+{
+	while (len) {
+		struct iovec local = { .iov_base = dst, .iov_len = len };
+		struct iovec remote = { .iov_base = (void *)src,
+					.iov_len = len };
+		ssize_t n = process_vm_readv(getpid(), &local, 1, &remote, 1,
+					     0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? neg_errno() : -EFAULT;
+		dst = (char *)dst + n;
+		src = (const char *)src + n;
+		len -= (size_t)n;
 	}
 	return 0;
 }
