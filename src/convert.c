@@ -62,6 +62,25 @@ static void invalidate_changing(struct gmem *g, uint64_t start, uint64_t end,
 	}
 }
 
+/*
+ * The first page whose pin holds [start, end) back from private, or
+ * UINT64_MAX.  On 1 GiB hugetlb files a gmem_pin() pin holds its whole
+ * region: its address lies in a view that can only show whole regions.
+ */
+static uint64_t first_pinned(struct gmem *g, uint64_t start, uint64_t end)
+{
+	uint64_t p = gmem_pins_first(&g->pins, start, end);
+	uint64_t rs = start, re = end, q;
+
+	if (p < end)
+		return p;
+	gmem_huge_round(g, &rs, &re);
+	if (rs == start && re == end)
+		return UINT64_MAX;
+	q = gmem_pins_first(&g->user_pins, rs, re);
+	return q < re ? q : UINT64_MAX;
+}
+
 /* Put the kernel's state of [start, end) back to the runs still in ours. */
 static void kvm_revert(struct gmem *g, uint64_t start, uint64_t end,
 		       unsigned int val)
@@ -88,8 +107,8 @@ static int convert_locked(struct gmem *g, struct gmem_attributes *a)
 	for (;;) {
 		if (uniform(g, start, end, val))
 			return 0;
-		pinned = val ? gmem_pins_first(&g->pins, start, end) : end;
-		if (pinned == end)
+		pinned = val ? first_pinned(g, start, end) : UINT64_MAX;
+		if (pinned == UINT64_MAX)
 			break;
 		if (!(a->flags & GMEM_SET_ATTR_WAIT)) {
 			a->error_offset = off_of(g, pinned);
@@ -191,7 +210,7 @@ GMEM_EXPORT int gmem_get_attributes(struct gmem *g, uint64_t offset,
 GMEM_EXPORT int gmem_pin(struct gmem *g, uint64_t offset, uint64_t len,
 			 void **addr)
 {
-	uint64_t start, end;
+	uint64_t start, end, rs, re;
 	char *p;
 	int ret;
 
@@ -202,7 +221,10 @@ GMEM_EXPORT int gmem_pin(struct gmem *g, uint64_t offset, uint64_t len,
 		return ret;
 	start = page_of(g, offset);
 	end = page_of(g, offset + len);
-	if (!uniform(g, start, end, 0)) {
+	rs = start;
+	re = end;
+	gmem_huge_round(g, &rs, &re);	/* hugetlb: whole regions shared */
+	if (!uniform(g, start, end, 0) || !uniform(g, rs, re, 0)) {
 		ret = -EFAULT;
 		goto out;
 	}

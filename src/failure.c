@@ -70,7 +70,9 @@ void gmem_poison_clear(struct gmem *g, uint64_t start, uint64_t end)
 		if (gmem_state_get(&g->state, p))
 			continue;
 		for (struct gmem_view *v = g->views; v; v = v->next)
-			if (v->mode == GMEM_VIEW_VMA)
+			if (g->hugetlb)
+				gmem_huge_view_reset(g, v, p, p + 1);
+			else if (v->mode == GMEM_VIEW_VMA)
 				gmem_view_map_shared(g, v, p, p + 1);
 		start = p + 1;
 	}

@@ -22,7 +22,10 @@
  *    mapped in part, so the state stays per 4 KiB page but host views
  *    show a 1 GiB region only while all of it is shared and unpoisoned;
  *    otherwise the whole region is a hole (SIGBUS, shared pages too),
- *    with contents kept.  Views must be 1 GiB aligned.  The pages are
+ *    with contents kept.  Views must be 1 GiB aligned.  For the same
+ *    reason gmem_pin() needs the pinned pages' whole regions shared, and
+ *    such a pin holds its whole region against conversion to private
+ *    (else the pin's address would turn into a hole).  The pages are
  *    reserved at create (fallocate), which fails -ENOMEM when the pool
  *    (/sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages) is
  *    short, instead of failing at some later fault.
@@ -189,20 +192,39 @@ static bool region_poisoned(struct gmem *g, uint64_t first)
 			       first + region_pages(g);
 }
 
-/* Mixed huge regions among those [start, end) touches. */
-static uint64_t mixed_regions(struct gmem *g, uint64_t start, uint64_t end)
+static bool region_mixed(struct gmem *g, uint64_t r)
 {
-	uint64_t r, n = 0, rp = region_pages(g);
-
-	for (r = start & ~(rp - 1); r < end; r += rp)
-		n += !region_uniform(g, r, 0) && !region_uniform(g, r, 1);
-	return n;
+	return !region_uniform(g, r, 0) && !region_uniform(g, r, 1);
 }
 
+/*
+ * Before a conversion of [start, end): remember which regions are mixed.
+ * The regions it covers whole all end uniform, so their count is enough;
+ * the (at most two) regions it covers in part are remembered each.
+ */
 void gmem_huge_before(struct gmem *g, uint64_t start, uint64_t end)
 {
-	if (g->huge_shift)
-		g->mixed_before = mixed_regions(g, start, end);
+	uint64_t rp, lo, hi;
+
+	if (!g->huge_shift)
+		return;
+	rp = region_pages(g);
+	lo = (start + rp - 1) & ~(rp - 1);	/* first whole region */
+	hi = end & ~(rp - 1);			/* end of the last one */
+	g->mixed_before = 0;
+	for (uint64_t r = lo; r < hi; r += rp)
+		g->mixed_before += region_mixed(g, r);
+	g->edge_mixed[0] = region_mixed(g, start & ~(rp - 1));
+	g->edge_mixed[1] = region_mixed(g, (end - 1) & ~(rp - 1));
+}
+
+/* Count a split or a merge if region r changed between mixed and not. */
+static void account_edge(struct gmem *g, uint64_t r, bool was_mixed)
+{
+	bool mixed = region_mixed(g, r);
+
+	g->splits += mixed && !was_mixed;
+	g->merges += !mixed && was_mixed;
 }
 
 /*
@@ -213,19 +235,21 @@ void gmem_huge_before(struct gmem *g, uint64_t start, uint64_t end)
 void gmem_huge_after(struct gmem *g, uint64_t start, uint64_t end,
 		     unsigned int val)
 {
-	uint64_t r, rp, after;
+	uint64_t r, rp, first, last;
 
 	if (!g->huge_shift)
 		return;
 	rp = region_pages(g);
-	after = mixed_regions(g, start, end);
-	if (after > g->mixed_before)
-		g->splits += after - g->mixed_before;
-	else
-		g->merges += g->mixed_before - after;
+	first = start & ~(rp - 1);
+	last = (end - 1) & ~(rp - 1);
+	g->merges += g->mixed_before;
+	if (first != start || (first == last && end - first < rp))
+		account_edge(g, first, g->edge_mixed[0]);
+	if (last != first && end - last < rp)
+		account_edge(g, last, g->edge_mixed[1]);
 	if (val || g->hugetlb)
 		return;
-	for (r = start & ~(rp - 1); r < end; r += rp) {
+	for (r = first; r < end; r += rp) {
 		if (!region_uniform(g, r, 0) || region_poisoned(g, r))
 			continue;
 		for (struct gmem_view *v = g->views; v; v = v->next) {
@@ -297,6 +321,42 @@ int gmem_huge_view_sync(struct gmem *g, struct gmem_view *v, uint64_t start,
 			return ret;
 	}
 	return 0;
+}
+
+/*
+ * hugetlb views: map or hole every region of [start, end) from scratch,
+ * by whether it is all shared and unpoisoned now (after poison was
+ * cleared, say, when there is no "before" to compare with).
+ */
+void gmem_huge_view_reset(struct gmem *g, struct gmem_view *v, uint64_t start,
+			  uint64_t end)
+{
+	uint64_t rp = region_pages(g), vend = v->first + v->npages;
+
+	for (uint64_t r = start & ~(rp - 1); r < end && r < vend; r += rp) {
+		void *addr = v->addr + off_of(g, r - v->first);
+
+		if (r < v->first)
+			continue;
+		if (region_uniform(g, r, 0) && !region_poisoned(g, r))
+			sys_mmap(addr, off_of(g, rp), v->prot,
+				 MAP_SHARED | MAP_FIXED, g->fd, off_of(g, r),
+				 &addr);
+		else
+			gmem_view_hole(g, v, r, r + rp);
+	}
+}
+
+/* hugetlb: widen [*start, *end) to whole regions; others: unchanged. */
+void gmem_huge_round(const struct gmem *g, uint64_t *start, uint64_t *end)
+{
+	uint64_t rp;
+
+	if (!g->hugetlb)
+		return;
+	rp = region_pages(g);
+	*start &= ~(rp - 1);
+	*end = (*end + rp - 1) & ~(rp - 1);
 }
 
 /* Bytes of the views mapped with huge pages, from /proc/self/smaps. */

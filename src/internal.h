@@ -124,6 +124,7 @@ struct gmem {
 	uint64_t splits;		/* huge regions that went mixed */
 	uint64_t merges;		/* huge regions that went uniform */
 	uint64_t mixed_before;		/* during a conversion (huge.c) */
+	bool edge_mixed[2];
 };
 
 static inline uint64_t page_of(const struct gmem *g, uint64_t off)
@@ -185,6 +186,9 @@ unsigned int gmem_huge_order(struct gmem *g, uint64_t page, unsigned int val);
 int gmem_huge_view_sync(struct gmem *g, struct gmem_view *v, uint64_t start,
 			uint64_t end, unsigned int val, bool undo);
 int gmem_huge_mapped(struct gmem *g, uint64_t *bytes);
+void gmem_huge_view_reset(struct gmem *g, struct gmem_view *v, uint64_t start,
+			  uint64_t end);
+void gmem_huge_round(const struct gmem *g, uint64_t *start, uint64_t *end);
 
 /* kvm.c */
 int gmem_kvm_create(struct gmem *g, int vm_fd, unsigned int init_val);

@@ -194,6 +194,20 @@ TEST_F(thp, split_one_region_then_merge)
 	ASSERT_EQ(stats(self->g).merges, 1);
 }
 
+/* One conversion that merges a region and splits its neighbour: both. */
+TEST_F(thp, split_and_merge_in_one_conversion)
+{
+	uint64_t a = 40 * MiB, b = a + 2 * MiB;
+
+	ASSERT_EQ(convert(self->g, a, ps, 1), 0);		/* a mixed */
+	ASSERT_EQ(convert(self->g, b, 2 * MiB, 1), 0);	/* b uniform */
+	ASSERT_EQ(stats(self->g).splits, 1);
+	/* a's private page and b's first page shared: a merges, b splits */
+	ASSERT_EQ(convert(self->g, a, 2 * MiB + ps, 0), 0);
+	ASSERT_EQ(stats(self->g).merges, 1);
+	ASSERT_EQ(stats(self->g).splits, 2);
+}
+
 TEST_F(thp, get_pfn_orders)
 {
 	struct gmem_binding *b;
@@ -324,6 +338,44 @@ TEST_F(gig, whole_regions_only)
 	ASSERT_EQ(stats(self->g).merges, 2);
 	/* Views must be whole 1 GiB pages. */
 	ASSERT_EQ(gmem_mmap(self->g, 0, 2 * MiB, PROT_READ, &w), -EINVAL);
+}
+
+/* A pin's address lies in a view of whole regions: the pin holds it. */
+TEST_F(gig, pin_holds_its_region)
+{
+	struct gmem_attributes a = {
+		.offset = 100 * MiB, .size = ps,
+		.attributes = GMEM_ATTR_PRIVATE,
+	};
+	char *p;
+
+	ASSERT_EQ(gmem_pin(self->g, 8 * ps, ps, (void **)&p), -EFAULT);
+	ASSERT_EQ(convert(self->g, 0, GiB, 0), 0);
+	ASSERT_EQ(gmem_pin(self->g, 8 * ps, ps, (void **)&p), 0);
+	p[0] = 'p';
+	/* Another page of the region: -EAGAIN, the pinned page reported. */
+	ASSERT_EQ(gmem_set_attributes(self->g, &a), -EAGAIN);
+	ASSERT_EQ(a.error_offset, 8 * ps);
+	ASSERT_EQ(p[0], 'p');
+	ASSERT_EQ(gmem_unpin(self->g, 8 * ps, ps), 0);
+	ASSERT_EQ(gmem_set_attributes(self->g, &a), 0);
+	/* A region with a private page cannot be pinned. */
+	ASSERT_EQ(gmem_pin(self->g, 8 * ps, ps, (void **)&p), -EFAULT);
+}
+
+/* Punching a poisoned page clears it: the whole region shows again. */
+TEST_F(gig, punch_clears_poison)
+{
+	int mode = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE;
+
+	ASSERT_EQ(convert(self->g, 0, GiB, 0), 0);
+	self->v[0] = 'a';
+	self->v[5 * ps] = 'b';
+	ASSERT_EQ(gmem_memory_failure(self->g, 5 * ps), 0);
+	ASSERT_SIGBUS(self->v, 0);		/* the whole region */
+	ASSERT_EQ(gmem_fallocate(self->g, mode, 5 * ps, ps), 0);
+	ASSERT_EQ(self->v[0], 'a');
+	ASSERT_EQ(self->v[5 * ps], 0);
 }
 
 TEST_F(gig, populate_and_get_pfn)
