@@ -62,7 +62,10 @@ struct gmem_create_args {		/* zero-filled = memfd backend */
 
 /*
  * Create a guest memory file.  On success *out owns it and 0 is returned.
- * -EINVAL: size 0 or unaligned, unknown flags or backend, reserved not 0.
+ * -EINVAL: size 0 or unaligned, unknown flags or backend, reserved not 0,
+ * vm_fd not 0 (memfd) or below -1 (KVM), huge page size bits without
+ * GMEM_FLAG_HUGEPAGE, a huge page size other than 2 MiB or 1 GiB, a size
+ * that is not a multiple of the huge page size.
  * -EOPNOTSUPP: GMEM_FLAG_HUGEPAGE with 2 MiB pages while shmem THP is off
  * (shmem_enabled "never"/"deny"), with 1 GiB pages where the kernel has
  * no 1 GiB hugetlb, or with GMEM_BACKEND_KVM; for GMEM_BACKEND_KVM, a
