@@ -282,6 +282,11 @@ GMEM_EXPORT int gmem_unpin(struct gmem *g, uint64_t offset, uint64_t len)
 	}
 	if (!ret)
 		pthread_cond_broadcast(&g->pin_cond);
+	/* The pin view costs every conversion a view: only while pinned. */
+	if (!ret && !g->user_pins.nr && g->pin_view) {
+		gmem_view_destroy(g, g->pin_view);
+		g->pin_view = NULL;
+	}
 	gmem_unlock_put(g);
 	return ret;
 }
