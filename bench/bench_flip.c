@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "floor.h"
 #include "gmem.h"
 #include "qemu_bitmap.h"
 
@@ -145,59 +146,15 @@ static double ours_run(struct ours *o, uint64_t off, uint64_t len,
 	return (double)t / (double)n;
 }
 
-/* floor_uffd: the uffd mechanism by hand. */
-struct floor_uffd {
-	int fd;
-	int uffd;
-	char *map;
-};
-
+/* floor_uffd: the uffd mechanism by hand (bench/floor.c). */
 static void floor_uffd_setup(struct floor_uffd *f)
 {
-	struct uffdio_api api = {
-		.api = UFFD_API,
-		.features = UFFD_FEATURE_SIGBUS | UFFD_FEATURE_MINOR_SHMEM,
-	};
-	struct uffdio_register reg = {
-		.mode = UFFDIO_REGISTER_MODE_MISSING |
-			UFFDIO_REGISTER_MODE_MINOR,
-	};
-
-	f->fd = memfd_create("floor-uffd", MFD_CLOEXEC);
-	bench_check_errno(f->fd, "memfd_create");
-	bench_check_errno(ftruncate(f->fd, FILE_SIZE), "ftruncate");
-	f->map = mmap(NULL, FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
-		      f->fd, 0);
-	if (f->map == MAP_FAILED)
-		bench_die("mmap: %s", strerror(errno));
-	f->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	bench_check_errno(f->uffd, "userfaultfd");
-	bench_check_errno(ioctl(f->uffd, UFFDIO_API, &api), "UFFDIO_API");
-	reg.range.start = (uintptr_t)f->map;
-	reg.range.len = FILE_SIZE;
-	bench_check_errno(ioctl(f->uffd, UFFDIO_REGISTER, &reg),
-			  "UFFDIO_REGISTER");
+	bench_check(floor_uffd_create(f, FILE_SIZE), "floor_uffd_create");
 	/* The flip pages exist in the page cache from the start. */
 	bench_check_errno(fallocate(f->fd, FALLOC_FL_KEEP_SIZE, OFF_4K, PAGE),
 			  "fallocate");
 	bench_check_errno(fallocate(f->fd, FALLOC_FL_KEEP_SIZE, OFF_8K,
 				    2 * PAGE), "fallocate");
-}
-
-static void floor_uffd_teardown(struct floor_uffd *f)
-{
-	munmap(f->map, FILE_SIZE);
-	close(f->uffd);
-	close(f->fd);
-}
-
-static void uffd_continue(int uffd, char *addr, uint64_t len)
-{
-	struct uffdio_continue c = {
-		.range = { .start = (uintptr_t)addr, .len = len },
-	};
-
-	bench_check_errno(ioctl(uffd, UFFDIO_CONTINUE, &c), "UFFDIO_CONTINUE");
 }
 
 static double floor_uffd_run(struct floor_uffd *f, uint64_t off,
@@ -208,14 +165,14 @@ static double floor_uffd_run(struct floor_uffd *f, uint64_t off,
 	uint64_t t;
 
 	/* Mapped before the first read, as a shared page is. */
-	bench_check_errno(madvise(addr, len, MADV_DONTNEED), "madvise");
-	uffd_continue(f->uffd, addr, len);
+	bench_check(floor_uffd_convert(f, off, len, true), "madvise");
+	bench_check(floor_uffd_convert(f, off, len, false), "UFFDIO_CONTINUE");
 	first_bytes(addr, len, first);
 	t = bench_now();
 	for (uint64_t i = 0; i < n; i++) {
-		bench_check_errno(madvise(addr, len, MADV_DONTNEED),
-				  "madvise");
-		uffd_continue(f->uffd, addr, len);
+		bench_check(floor_uffd_convert(f, off, len, true), "madvise");
+		bench_check(floor_uffd_convert(f, off, len, false),
+			    "UFFDIO_CONTINUE");
 		touch(addr, len);
 	}
 	t = bench_now() - t;
@@ -362,7 +319,7 @@ int main(int argc, char **argv)
 
 	qemu_dual_destroy(&qd);
 	floor_vma_teardown(&fv);
-	floor_uffd_teardown(&fu);
+	floor_uffd_destroy(&fu);
 	ours_teardown(&ov);
 	ours_teardown(&ou);
 	return 0;

@@ -3,7 +3,8 @@
 #
 # run-tests.sh - run libgmem test programs and sum their results.
 #
-# Usage: tests/run-tests.sh [-t timeout_seconds] prog...
+# Usage: tests/run-tests.sh [-t timeout_seconds] [NAME=value]... prog...
+#                            [-- [NAME=value]... prog...]...
 #
 # Runs each program in turn under timeout(1) (default 300 s per program),
 # passing its TAP output through.  Every program ends with the line
@@ -12,13 +13,21 @@
 # or exits non-zero with 0 failures counts as one more failure.  Exits 1 if
 # anything failed, else 0.
 #
+# Each "--" starts another group of programs, run with the NAME=value
+# words that open the group added to their environment, e.g.
+# "-- GMEM_TEST_BACKEND=kvm prog...": make check runs the suite once per
+# backend that way.  With several groups, each group's sums are printed
+# too, as "# run-tests: NAME=value: N passed, N failed, N skipped"
+# ("default" for a group without settings), before the overall last line.
+#
 # GMEM_TEST_WRAPPER, if set, is put in front of every program, split on
 # blanks, e.g. GMEM_TEST_WRAPPER="valgrind --error-exitcode=99 -q".
 
 set -u
 
 usage() {
-	echo "usage: $0 [-t timeout_seconds] prog..." >&2
+	echo "usage: $0 [-t timeout_seconds] [NAME=value]... prog..." \
+	     "[-- [NAME=value]... prog...]..." >&2
 	exit 2
 }
 
@@ -41,16 +50,47 @@ skipped=0
 log=$(mktemp) || exit 2
 trap 'rm -f "$log"' EXIT
 
+groups=0
+for arg in "$@"; do
+	[[ $arg == -- ]] && groups=$((groups + 1))
+done
+settings=()		# the current group's NAME=value words
+group_start=1		# still reading them
+g_passed=0 g_failed=0 g_skipped=0
+
+# Print the sums of the group that ends, if there are several groups.
+end_group() {
+	local name=${settings[*]:-default}
+
+	if [[ $groups -gt 0 ]]; then
+		echo "# run-tests: $name: $((passed - g_passed)) passed," \
+		     "$((failed - g_failed)) failed, $((skipped - g_skipped))" \
+		     "skipped"
+	fi
+	g_passed=$passed g_failed=$failed g_skipped=$skipped
+}
+
 for prog in "$@"; do
-	echo "# run-tests: $prog"
+	if [[ $prog == -- ]]; then
+		end_group
+		settings=()
+		group_start=1
+		continue
+	fi
+	if [[ $group_start -eq 1 && $prog =~ ^[A-Za-z_][A-Za-z0-9_]*= ]]; then
+		settings+=("$prog")
+		continue
+	fi
+	group_start=0
+	echo "# run-tests: ${settings[*]:+${settings[*]} }$prog"
 	if [[ ! -x $prog ]]; then
 		echo "# run-tests: $prog: not an executable file"
 		failed=$((failed + 1))
 		continue
 	fi
 	start=$SECONDS
-	timeout -k 10 "$timeout_s" ${wrapper[@]+"${wrapper[@]}"} "$prog" \
-		< /dev/null | tee "$log"
+	timeout -k 10 "$timeout_s" env ${settings[@]+"${settings[@]}"} \
+		${wrapper[@]+"${wrapper[@]}"} "$prog" < /dev/null | tee "$log"
 	rc=${PIPESTATUS[0]}
 	elapsed=$((SECONDS - start))
 
@@ -80,6 +120,7 @@ for prog in "$@"; do
 		failed=$((failed + 1))
 	fi
 done
+end_group
 
 echo "$passed passed, $failed failed, $skipped skipped"
 [[ $failed -eq 0 ]]

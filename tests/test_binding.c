@@ -12,6 +12,7 @@
 
 #include "gmem.h"
 #include "harness.h"
+#include "gmem_test.h"
 
 #define NPAGES	32
 
@@ -47,29 +48,6 @@ static void on_invalidate(void *opaque, uint64_t off, uint64_t size,
 
 static const struct gmem_binding_ops ops = { .invalidate = on_invalidate };
 
-static int convert(struct gmem *g, uint64_t off, uint64_t len, int private,
-		   uint64_t *error_offset)
-{
-	struct gmem_attributes a = {
-		.offset = off,
-		.size = len,
-		.attributes = private ? GMEM_ATTR_PRIVATE : 0,
-	};
-	int ret = gmem_set_attributes(g, &a);
-
-	if (error_offset)
-		*error_offset = a.error_offset;
-	return ret;
-}
-
-static struct gmem_stats stats(struct gmem *g)
-{
-	struct gmem_stats st = { 0 };
-
-	gmem_stat(g, &st, sizeof(st));
-	return st;
-}
-
 FIXTURE(bind) {
 	struct gmem *g;
 	struct gmem_binding *b;
@@ -93,9 +71,10 @@ FIXTURE_SETUP(bind)
 {
 	struct gmem_create_args args = { .flags = variant->flags };
 
+	GMEM_TEST_REQUIRE_BACKEND();
 	ps = (size_t)getpagesize();
 	args.size = NPAGES * ps;
-	ASSERT_EQ(gmem_create(&args, &self->g), 0);
+	ASSERT_EQ(gmem_test_create(&args, &self->g), 0);
 	/* The binding covers pages 8..23. */
 	ASSERT_EQ(gmem_bind(self->g, 8 * ps, 16 * ps, &ops, &self->o,
 			    &self->b), 0);
@@ -437,9 +416,10 @@ TEST_T(threads_bind_convert_punch, 60)
 	struct race r = { 0 };
 	pthread_t t[4];
 
+	GMEM_TEST_REQUIRE_BACKEND();
 	ps = (size_t)getpagesize();
 	args.size = 32 * ps;
-	ASSERT_EQ(gmem_create(&args, &r.g), 0);
+	ASSERT_EQ(gmem_test_create(&args, &r.g), 0);
 	ASSERT_EQ(gmem_mmap(r.g, 0, args.size, PROT_READ | PROT_WRITE,
 			    (void **)&r.view), 0);
 	ASSERT_EQ(pthread_create(&t[0], NULL, converter, &r), 0);

@@ -9,13 +9,14 @@
  * gmem_populate() (writes into private memory) and reads through a view
  * after converting to shared.  Every case runs with both view guards:
  * a file created private (view in userfaultfd mode) and one created
- * shared (view in vma mode).
+ * shared (view in vma mode); on the kvm backend both views are vma mode.
  */
 #include <linux/falloc.h>
 #include <sys/mman.h>
 
 #include "gmem.h"
 #include "harness.h"
+#include "gmem_test.h"
 
 #define NPAGES	16
 
@@ -27,7 +28,8 @@ FIXTURE(conv) {
 
 FIXTURE_VARIANT(conv) {
 	uint64_t flags;
-	int uffd;		/* expected mode of the view */
+	int uffd;		/* expected mode of the view, if the
+				   backend has the userfaultfd guard */
 };
 
 FIXTURE_VARIANT_ADD(conv, init_private) {
@@ -40,50 +42,20 @@ FIXTURE_VARIANT_ADD(conv, init_shared) {
 	.uffd = 0,
 };
 
-static int convert(struct gmem *g, uint64_t off, uint64_t len, int private,
-		   uint64_t *error_offset)
-{
-	struct gmem_attributes a = {
-		.offset = off,
-		.size = len,
-		.attributes = private ? GMEM_ATTR_PRIVATE : 0,
-	};
-	int ret = gmem_set_attributes(g, &a);
-
-	if (error_offset)
-		*error_offset = a.error_offset;
-	return ret;
-}
-
-static uint64_t attr_at(struct gmem *g, uint64_t off)
-{
-	uint64_t attr = ~0ULL, run;
-
-	if (gmem_get_attributes(g, off, &attr, &run))
-		return ~0ULL;
-	return attr;
-}
-
-static struct gmem_stats stats(struct gmem *g)
-{
-	struct gmem_stats st = { 0 };
-
-	gmem_stat(g, &st, sizeof(st));
-	return st;
-}
-
 FIXTURE_SETUP(conv)
 {
 	struct gmem_create_args args = {
 		.flags = variant->flags,
 	};
 
+	GMEM_TEST_REQUIRE_BACKEND();
 	self->ps = (size_t)getpagesize();
 	args.size = NPAGES * self->ps;
-	ASSERT_EQ(gmem_create(&args, &self->g), 0);
+	ASSERT_EQ(gmem_test_create(&args, &self->g), 0);
 	ASSERT_EQ(gmem_mmap(self->g, 0, args.size, PROT_READ | PROT_WRITE,
 			    (void **)&self->view), 0);
-	ASSERT_EQ(stats(self->g).views_uffd, (uint64_t)variant->uffd);
+	ASSERT_EQ(stats(self->g).views_uffd,
+		  variant->uffd && gmem_test_uffd());
 }
 
 FIXTURE_TEARDOWN(conv)

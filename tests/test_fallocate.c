@@ -17,14 +17,13 @@
  *    partial last page alone, argument errors; with the view made before
  *    or after the copy.
  */
-#include <fcntl.h>
 #include <linux/falloc.h>
 #include <stdbool.h>
-#include <sys/syscall.h>
 
 #include <gmem.h>
 
 #include "harness.h"
+#include "gmem_test.h"
 
 #define KEEP		FALLOC_FL_KEEP_SIZE
 #define PUNCH		(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE)
@@ -37,33 +36,14 @@ static void __attribute__((constructor)) init_page_size(void)
 	ps = (uint64_t)getpagesize();
 }
 
+/* Call GMEM_TEST_REQUIRE_BACKEND() first. */
 static struct gmem *create4(uint64_t flags)
 {
 	struct gmem_create_args args = { .size = NPAGES * ps, .flags = flags };
 	struct gmem *g = NULL;
 
-	ASSERT_EQ(gmem_create(&args, &g), 0);
+	ASSERT_EQ(gmem_test_create(&args, &g), 0);
 	return g;
-}
-
-static struct gmem_stats get_stats(struct gmem *g)
-{
-	struct gmem_stats st;
-
-	ASSERT_EQ(gmem_stat(g, &st, sizeof(st)), 0);
-	return st;
-}
-
-static int convert(struct gmem *g, uint64_t page, uint64_t pages,
-		   bool private)
-{
-	struct gmem_attributes a = {
-		.offset = page * ps,
-		.size = pages * ps,
-		.attributes = private ? GMEM_ATTR_PRIVATE : 0,
-	};
-
-	return gmem_set_attributes(g, &a);
 }
 
 /* Byte offset written as pages * ps + bytes, so tables need no ps. */
@@ -120,7 +100,10 @@ static const struct {
 
 TEST(fallocate)
 {
-	struct gmem *g = create4(GMEM_FLAG_MMAP | GMEM_FLAG_INIT_SHARED);
+	struct gmem *g;
+
+	GMEM_TEST_REQUIRE_BACKEND();
+	g = create4(GMEM_FLAG_MMAP | GMEM_FLAG_INIT_SHARED);
 
 	for (size_t i = 0; i < sizeof(fallocate_cases) /
 			       sizeof(fallocate_cases[0]); i++) {
@@ -144,7 +127,10 @@ static const struct off punch_offs[][2] = {
 
 TEST(invalid_punch_hole)
 {
-	struct gmem *g = create4(GMEM_FLAG_MMAP | GMEM_FLAG_INIT_SHARED);
+	struct gmem *g;
+
+	GMEM_TEST_REQUIRE_BACKEND();
+	g = create4(GMEM_FLAG_MMAP | GMEM_FLAG_INIT_SHARED);
 
 	for (size_t i = 0; i < sizeof(punch_offs) / sizeof(punch_offs[0]);
 	     i++) {
@@ -171,7 +157,10 @@ static const int bad_modes[] = {
 
 TEST(unsupported_modes)
 {
-	struct gmem *g = create4(GMEM_FLAG_MMAP | GMEM_FLAG_INIT_SHARED);
+	struct gmem *g;
+
+	GMEM_TEST_REQUIRE_BACKEND();
+	g = create4(GMEM_FLAG_MMAP | GMEM_FLAG_INIT_SHARED);
 
 	for (size_t i = 0; i < sizeof(bad_modes) / sizeof(bad_modes[0]); i++) {
 		int ret = gmem_fallocate(g, bad_modes[i], 0, ps);
@@ -182,7 +171,7 @@ TEST(unsupported_modes)
 		ASSERT_EQ(gmem_fallocate(g, bad_modes[i], ps, 3 * ps),
 			  -EOPNOTSUPP);
 	}
-	ASSERT_EQ(get_stats(g).allocated, 0);	/* nothing happened */
+	ASSERT_EQ(stats(g).allocated, 0);	/* nothing happened */
 	gmem_close(g);
 }
 
@@ -190,7 +179,6 @@ TEST(unsupported_modes)
 TEST(invalid_ranges)
 {
 	static const int modes[] = { KEEP, PUNCH };
-	struct gmem *g = create4(GMEM_FLAG_MMAP | GMEM_FLAG_INIT_SHARED);
 	const uint64_t top = UINT64_MAX & ~(ps - 1);
 	const struct {
 		uint64_t off, len;
@@ -198,6 +186,10 @@ TEST(invalid_ranges)
 		{ 0, 0 }, { ps, 0 }, { 4 * ps, 0 }, { top, 2 * ps },
 		{ ps, top }, { top, top }, { 2 * ps, UINT64_MAX - ps + 1 },
 	};
+	struct gmem *g;
+
+	GMEM_TEST_REQUIRE_BACKEND();
+	g = create4(GMEM_FLAG_MMAP | GMEM_FLAG_INIT_SHARED);
 
 	for (size_t m = 0; m < 2; m++) {
 		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -210,7 +202,7 @@ TEST(invalid_ranges)
 		}
 		ASSERT_EQ(gmem_fallocate(NULL, modes[m], 0, ps), -EINVAL);
 	}
-	ASSERT_EQ(get_stats(g).allocated, 0);
+	ASSERT_EQ(stats(g).allocated, 0);
 	gmem_close(g);
 }
 
@@ -233,11 +225,12 @@ static const struct {
 
 TEST(allocated)
 {
+	GMEM_TEST_REQUIRE_BACKEND();
 	for (size_t f = 0; f < sizeof(alloc_flags) / sizeof(alloc_flags[0]);
 	     f++) {
 		struct gmem *g = create4(alloc_flags[f]);
 
-		ASSERT_EQ(get_stats(g).allocated, 0);
+		ASSERT_EQ(stats(g).allocated, 0);
 		for (size_t i = 0; i < sizeof(alloc_steps) /
 				       sizeof(alloc_steps[0]); i++) {
 			uint64_t got;
@@ -245,7 +238,7 @@ TEST(allocated)
 			ASSERT_EQ(gmem_fallocate(g, alloc_steps[i].mode,
 						 alloc_steps[i].page * ps,
 						 alloc_steps[i].pages * ps), 0);
-			got = get_stats(g).allocated;
+			got = stats(g).allocated;
 			if (got != alloc_steps[i].allocated * ps)
 				TH_LOG("flags %#jx step %zu",
 				       (uintmax_t)alloc_flags[f], i);
@@ -257,31 +250,24 @@ TEST(allocated)
 
 /* ---- through a view, both guard modes ------------------------------------ */
 
-static bool uffd_available(void)
-{
-	long fd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-
-	if (fd < 0)
-		return false;
-	close((int)fd);
-	return true;
-}
-
 FIXTURE(view) {
 	struct gmem *g;
 	char *v;
+	uint64_t views_uffd;	/* the guard mode the view is in */
 };
 
 FIXTURE_VARIANT(view) {
 	uint64_t flags;
 	bool convert;		/* created private, converted after mmap */
-	uint64_t views_uffd;	/* the guard mode the view must be in */
-	uint64_t idle_pages;	/* allocated with nothing touched */
+	uint64_t views_uffd;	/* the guard mode the view must be in if
+				   the backend has the userfaultfd guard */
+	uint64_t idle_pages;	/* allocated with nothing touched, uffd */
 };
 
 /*
  * A view of a private file starts in uffd mode and stays there; uffd mode
- * keeps every shared page of the view allocated and mapped (view.c).
+ * keeps every shared page of the view allocated and mapped (view.c).  On
+ * the kvm backend, a second vma-mode case.
  */
 FIXTURE_VARIANT_ADD(view, private_uffd) {
 	.flags = GMEM_FLAG_MMAP, .convert = true, .views_uffd = 1,
@@ -298,18 +284,21 @@ FIXTURE_SETUP(view)
 	struct gmem_stats st;
 	void *addr = NULL;
 
+	GMEM_TEST_REQUIRE_BACKEND();
 	self->g = create4(variant->flags);
 	ASSERT_EQ(gmem_mmap(self->g, 0, NPAGES * ps, PROT_READ | PROT_WRITE,
 			    &addr), 0);
 	self->v = addr;
 	if (variant->convert)
-		ASSERT_EQ(convert(self->g, 0, NPAGES, false), 0);
-	st = get_stats(self->g);
+		ASSERT_EQ(convert_pages(self->g, 0, NPAGES, false), 0);
+	st = stats(self->g);
 	ASSERT_EQ(st.views, 1);
 	ASSERT_EQ(st.shared, NPAGES * ps);
-	if (variant->views_uffd && !st.views_uffd && !uffd_available())
+	if (variant->views_uffd && !st.views_uffd && !gmem_test_uffd() &&
+	    gmem_test_backend() == GMEM_BACKEND_MEMFD)
 		SKIP(return, "userfaultfd(2) unavailable: no uffd-mode view");
-	ASSERT_EQ(st.views_uffd, variant->views_uffd);
+	self->views_uffd = variant->views_uffd && gmem_test_uffd();
+	ASSERT_EQ(st.views_uffd, self->views_uffd);
 }
 
 FIXTURE_TEARDOWN(view)
@@ -377,16 +366,16 @@ TEST_F(view, punch_keeps_state)
 	char *v = self->v;
 
 	memset(v, 0xaa, NPAGES * ps);
-	ASSERT_EQ(convert(self->g, 2, 1, true), 0);
+	ASSERT_EQ(convert_pages(self->g, 2, 1, true), 0);
 	check_page2_private(self->g);
 	ASSERT_SIGBUS(v + 2 * ps, 0);
 
 	ASSERT_EQ(gmem_fallocate(self->g, PUNCH, 0, NPAGES * ps), 0);
 	check_page2_private(self->g);
-	st = get_stats(self->g);
+	st = stats(self->g);
 	ASSERT_EQ(st.priv, ps);
 	ASSERT_EQ(st.nr_ranges, 3);
-	ASSERT_EQ(st.views_uffd, variant->views_uffd);
+	ASSERT_EQ(st.views_uffd, self->views_uffd);
 	ASSERT_SIGBUS(v + 2 * ps, 0);
 	ASSERT_SIGBUS(v + 2 * ps, 1);
 	ASSERT_SIGBUS(v + 3 * ps - 1, 0);
@@ -396,20 +385,21 @@ TEST_F(view, punch_keeps_state)
 	check_page(v + 3 * ps, 0x00);
 
 	/* The private page was punched too: shared again, it reads zeros. */
-	ASSERT_EQ(convert(self->g, 2, 1, false), 0);
+	ASSERT_EQ(convert_pages(self->g, 2, 1, false), 0);
 	check_page(v + 2 * ps, 0x00);
 }
 
-/* Allocation shows in the stats; see idle_pages for uffd mode. */
+/* Allocation shows in the stats, on both backends; see idle_pages for
+ * uffd mode. */
 TEST_F(view, allocation)
 {
-	uint64_t idle = variant->idle_pages * ps;
+	uint64_t idle = self->views_uffd ? variant->idle_pages * ps : 0;
 
-	ASSERT_EQ(get_stats(self->g).allocated, idle);
+	ASSERT_EQ(stats(self->g).allocated, idle);
 	ASSERT_EQ(gmem_fallocate(self->g, KEEP, 0, NPAGES * ps), 0);
-	ASSERT_EQ(get_stats(self->g).allocated, NPAGES * ps);
+	ASSERT_EQ(stats(self->g).allocated, NPAGES * ps);
 	ASSERT_EQ(gmem_fallocate(self->g, PUNCH, 0, NPAGES * ps), 0);
-	ASSERT_EQ(get_stats(self->g).allocated, idle);
+	ASSERT_EQ(stats(self->g).allocated, idle);
 	for (unsigned int i = 0; i < NPAGES; i++)
 		check_page(self->v + i * ps, 0x00);
 }
@@ -444,6 +434,7 @@ static char *pop_view(FIXTURE_DATA(populate) *self)
 
 FIXTURE_SETUP(populate)
 {
+	GMEM_TEST_REQUIRE_BACKEND();
 	self->g = create4(GMEM_FLAG_MMAP);
 	self->src = malloc(NPAGES * ps + 1);
 	ASSERT_NONNULL(self->src);
@@ -467,17 +458,17 @@ TEST_F(populate, into_private)
 
 	ASSERT_EQ(gmem_populate(self->g, 0, self->src, 2 * ps),
 		  (ssize_t)(2 * ps));
-	ASSERT_EQ(get_stats(self->g).allocated, 2 * ps);
-	ASSERT_EQ(convert(self->g, 0, 2, false), 0);
+	ASSERT_EQ(stats(self->g).allocated, 2 * ps);
+	ASSERT_EQ(convert_pages(self->g, 0, 2, false), 0);
 	v = pop_view(self);
 	ASSERT_NO_SIGNAL(v, 0);
 	ASSERT_NO_SIGNAL(v + 2 * ps - 1, 0);
 	ASSERT_EQ(memcmp(v, self->src, 2 * ps), 0);
 	ASSERT_SIGBUS(v + 2 * ps, 0);
 	ASSERT_SIGBUS(v + 3 * ps, 0);
-	ASSERT_EQ(get_stats(self->g).allocated, 2 * ps);
+	ASSERT_EQ(stats(self->g).allocated, 2 * ps);
 	/* Pages 2 and 3 were never written. */
-	ASSERT_EQ(convert(self->g, 2, 2, false), 0);
+	ASSERT_EQ(convert_pages(self->g, 2, 2, false), 0);
 	check_page(v + 2 * ps, 0x00);
 	check_page(v + 3 * ps, 0x00);
 }
@@ -486,14 +477,14 @@ TEST_F(populate, first_page_shared)
 {
 	char *v;
 
-	ASSERT_EQ(convert(self->g, 0, 1, false), 0);
+	ASSERT_EQ(convert_pages(self->g, 0, 1, false), 0);
 	ASSERT_EQ(gmem_populate(self->g, 0, self->src, 2 * ps), -EPERM);
 	ASSERT_EQ(gmem_populate(self->g, 0, self->src, 1), -EPERM);
 	ASSERT_EQ(gmem_populate(self->g, ps, self->src, ps),
 		  (ssize_t)ps);
 	v = pop_view(self);
 	check_page(v, 0x00);		/* not written */
-	ASSERT_EQ(convert(self->g, 1, 1, false), 0);
+	ASSERT_EQ(convert_pages(self->g, 1, 1, false), 0);
 	ASSERT_EQ(memcmp(v + ps, self->src, ps), 0);
 }
 
@@ -512,7 +503,7 @@ TEST_F(populate, stops_at_shared)
 {
 	char *v;
 
-	ASSERT_EQ(convert(self->g, 2, 1, false), 0);
+	ASSERT_EQ(convert_pages(self->g, 2, 1, false), 0);
 	for (size_t i = 0; i < sizeof(stop_cases) / sizeof(stop_cases[0]);
 	     i++) {
 		uint64_t len = stop_cases[i].len_pages * ps +
@@ -528,7 +519,7 @@ TEST_F(populate, stops_at_shared)
 	}
 	v = pop_view(self);
 	check_page(v + 2 * ps, 0x00);	/* the shared page: untouched */
-	ASSERT_EQ(convert(self->g, 0, NPAGES, false), 0);
+	ASSERT_EQ(convert_pages(self->g, 0, NPAGES, false), 0);
 	/* Page 0 holds src[0, ps) since case 0; cases 3-5 copied it too. */
 	ASSERT_EQ(memcmp(v, self->src, ps), 0);
 	ASSERT_EQ(memcmp(v + ps, self->src, ps), 0);
@@ -548,7 +539,7 @@ TEST_F(populate, partial_tail)
 	memset(part, 0x22, 100);
 	ASSERT_EQ(gmem_populate(self->g, ps, fill, ps), (ssize_t)ps);
 	ASSERT_EQ(gmem_populate(self->g, ps, part, 100), 100);
-	ASSERT_EQ(convert(self->g, 1, 1, false), 0);
+	ASSERT_EQ(convert_pages(self->g, 1, 1, false), 0);
 	v = pop_view(self) + ps;
 	for (uint64_t i = 0; i < ps; i++) {
 		if ((uint8_t)v[i] != (i < 100 ? 0x22 : 0x11))
@@ -582,7 +573,7 @@ TEST_F(populate, invalid)
 	ASSERT_EQ(gmem_populate(self->g, top, self->src, 2 * ps), -EINVAL);
 	ASSERT_EQ(gmem_populate(self->g, 0, NULL, ps), -EINVAL);
 	ASSERT_EQ(gmem_populate(NULL, 0, self->src, ps), -EINVAL);
-	ASSERT_EQ(get_stats(self->g).allocated, 0);	/* nothing written */
+	ASSERT_EQ(stats(self->g).allocated, 0);	/* nothing written */
 
 	/* An unreadable source: -EFAULT (the page may be allocated). */
 	none = mmap(NULL, ps, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

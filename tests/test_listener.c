@@ -9,6 +9,7 @@
 
 #include "gmem.h"
 #include "harness.h"
+#include "gmem_test.h"
 
 #define NPAGES	32
 #define MAXLOG	64
@@ -58,21 +59,6 @@ static const struct gmem_listener_ops lops = {
 	.discard = on_discard,
 };
 
-static int convert(struct gmem *g, uint64_t off, uint64_t len, int private,
-		   uint64_t *error_offset)
-{
-	struct gmem_attributes a = {
-		.offset = off,
-		.size = len,
-		.attributes = private ? GMEM_ATTR_PRIVATE : 0,
-	};
-	int ret = gmem_set_attributes(g, &a);
-
-	if (error_offset)
-		*error_offset = a.error_offset;
-	return ret;
-}
-
 #define EXPECT_CALL(c, i, k, o, s)					\
 	do {								\
 		ASSERT_GT((c)->n, (i));					\
@@ -90,9 +76,10 @@ FIXTURE_SETUP(lst)
 {
 	struct gmem_create_args args = { .flags = GMEM_FLAG_MMAP };
 
+	GMEM_TEST_REQUIRE_BACKEND();
 	ps = (size_t)getpagesize();
 	args.size = NPAGES * ps;
-	ASSERT_EQ(gmem_create(&args, &self->g), 0);
+	ASSERT_EQ(gmem_test_create(&args, &self->g), 0);
 	ASSERT_EQ(gmem_mmap(self->g, 0, args.size, PROT_READ | PROT_WRITE,
 			    (void **)&self->view), 0);
 	/* Shared runs: pages 2-3 and 10-14. */
@@ -252,9 +239,10 @@ TEST(listener_outlives_close)
 	struct gmem_listener *l;
 	struct gmem *g;
 
+	GMEM_TEST_REQUIRE_BACKEND();
 	ps = (size_t)getpagesize();
 	args.size = 4 * ps;
-	ASSERT_EQ(gmem_create(&args, &g), 0);
+	ASSERT_EQ(gmem_test_create(&args, &g), 0);
 	ASSERT_EQ(gmem_listener_register(g, 0, args.size, &lops, &c, &l), 0);
 	gmem_close(g);
 	ASSERT_EQ(gmem_listener_unregister(l), 0);

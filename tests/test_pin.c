@@ -9,6 +9,7 @@
 
 #include "gmem.h"
 #include "harness.h"
+#include "gmem_test.h"
 
 #define NPAGES	8
 
@@ -21,33 +22,15 @@ FIXTURE_SETUP(pin)
 {
 	struct gmem_create_args args = { .flags = GMEM_FLAG_MMAP };
 
+	GMEM_TEST_REQUIRE_BACKEND();
 	self->ps = (size_t)getpagesize();
 	args.size = NPAGES * self->ps;
-	ASSERT_EQ(gmem_create(&args, &self->g), 0);
+	ASSERT_EQ(gmem_test_create(&args, &self->g), 0);
 }
 
 FIXTURE_TEARDOWN(pin)
 {
 	gmem_close(self->g);
-}
-
-static int convert(struct gmem *g, uint64_t off, uint64_t len, int private)
-{
-	struct gmem_attributes a = {
-		.offset = off,
-		.size = len,
-		.attributes = private ? GMEM_ATTR_PRIVATE : 0,
-	};
-
-	return gmem_set_attributes(g, &a);
-}
-
-static struct gmem_stats stats(struct gmem *g)
-{
-	struct gmem_stats st = { 0 };
-
-	gmem_stat(g, &st, sizeof(st));
-	return st;
 }
 
 TEST_F(pin, only_shared_pages)
@@ -170,7 +153,8 @@ TEST(pin_outlives_close)
 	struct gmem *g;
 	char *p;
 
-	ASSERT_EQ(gmem_create(&args, &g), 0);
+	GMEM_TEST_REQUIRE_BACKEND();
+	ASSERT_EQ(gmem_test_create(&args, &g), 0);
 	ASSERT_EQ(gmem_pin(g, 0, args.size, (void **)&p), 0);
 	memset(p, 'k', args.size);
 	gmem_close(g);

@@ -17,23 +17,8 @@
 #include <stdbool.h>
 
 #include "harness.h"
+#include "gmem_test.h"
 #include "pins.h"
-
-static uint64_t rng_next(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*s = x;
-	return x * 0x2545f4914f6cdd1dULL;
-}
-
-static uint64_t rng_below(uint64_t *s, uint64_t n)
-{
-	return rng_next(s) % n;
-}
 
 /* Extents well formed and equal, page by page, to ref[0..n) at base. */
 static void check_pins(const struct gmem_pins *p, const uint32_t *ref,

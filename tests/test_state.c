@@ -25,6 +25,7 @@
 #include <stdbool.h>
 
 #include "harness.h"
+#include "gmem_test.h"
 #include "state.h"
 
 #define SMALL_BYTES	4096
@@ -33,22 +34,6 @@
 /* Pages under one leaf, and under one node of the level above leaves. */
 static uint64_t leaf_pages, node_pages;
 
-static uint64_t rng_next(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*s = x;
-	return x * 0x2545f4914f6cdd1dULL;
-}
-
-/* Uniform in [0, n), n > 0. */
-static uint64_t rng_below(uint64_t *s, uint64_t n)
-{
-	return rng_next(s) % n;
-}
 
 static void set1(struct gmem_state *s, uint64_t page, unsigned int val)
 {

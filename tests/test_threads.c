@@ -13,7 +13,8 @@
  *    state and contents; afterwards the file's stats match a recount.
  *  - views_come_and_go: views are created and removed while another
  *    thread converts; every new view agrees with the state.
- * Both view guards are covered (variants).
+ * Both view guards are covered (variants; vma mode only on the kvm
+ * backend).
  */
 #include <linux/falloc.h>
 #include <stdatomic.h>
@@ -21,21 +22,11 @@
 
 #include "gmem.h"
 #include "harness.h"
+#include "gmem_test.h"
 
 #define RUN_MS	1500
 
 static size_t ps;
-
-static int convert(struct gmem *g, uint64_t off, uint64_t len, int private)
-{
-	struct gmem_attributes a = {
-		.offset = off,
-		.size = len,
-		.attributes = private ? GMEM_ATTR_PRIVATE : 0,
-	};
-
-	return gmem_set_attributes(g, &a);
-}
 
 static uint64_t now_ms(void)
 {
@@ -43,14 +34,6 @@ static uint64_t now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
-}
-
-static uint64_t rnd(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
 }
 
 FIXTURE(mt) {
@@ -75,10 +58,11 @@ FIXTURE_SETUP(mt)
 {
 	struct gmem_create_args args = { .flags = variant->flags };
 
+	GMEM_TEST_REQUIRE_BACKEND();
 	ps = (size_t)getpagesize();
 	self->npages = 256;
 	args.size = self->npages * ps;
-	ASSERT_EQ(gmem_create(&args, &self->g), 0);
+	ASSERT_EQ(gmem_test_create(&args, &self->g), 0);
 	ASSERT_EQ(gmem_mmap(self->g, 0, args.size, PROT_READ | PROT_WRITE,
 			    (void **)&self->view), 0);
 }
