@@ -118,15 +118,24 @@ static int check_create_args(const struct gmem_create_args *args)
 	return 0;
 }
 
-/* A sealed memfd of the file's size: fixed, like guest_memfd's. */
-static int memfd_backing(struct gmem *g)
+/*
+ * A sealed memfd of the file's size: fixed, like guest_memfd's.  hugetlb
+ * pages are reserved now, so a short pool fails here (-ENOMEM), not at
+ * some later fault.
+ */
+int gmem_memfd_backing(struct gmem *g, const char *name, unsigned int flags)
 {
 	int ret;
 
-	g->fd = sys_memfd("gmem", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	g->fd = sys_memfd(name, MFD_CLOEXEC | MFD_ALLOW_SEALING | flags);
 	if (g->fd < 0)
 		return g->fd;
 	ret = sys_ftruncate(g->fd, g->size);
+	if (!ret && g->hugetlb) {
+		ret = sys_fallocate(g->fd, 0, 0, g->size);
+		if (ret == -ENOSPC)
+			ret = -ENOMEM;
+	}
 	if (!ret)
 		ret = sys_seal(g->fd, F_SEAL_GROW | F_SEAL_SHRINK |
 			       F_SEAL_SEAL);
@@ -176,7 +185,7 @@ GMEM_EXPORT int gmem_create(const struct gmem_create_args *args,
 		if (ret)
 			goto err_state;
 	} else {
-		ret = memfd_backing(g);
+		ret = gmem_memfd_backing(g, "gmem", 0);
 		if (ret)
 			goto err_state;
 	}

@@ -96,26 +96,11 @@ int gmem_huge_backing(struct gmem *g)
 		ret = thp_available();
 		if (ret)
 			return ret;
-		g->fd = sys_memfd("gmem-thp", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	} else {
-		g->hugetlb = true;
-		g->fd = sys_memfd("gmem-1g", MFD_CLOEXEC | MFD_ALLOW_SEALING |
-				  MFD_HUGETLB | MFD_HUGE_1GB);
+		return gmem_memfd_backing(g, "gmem-thp", 0);
 	}
-	if (g->fd < 0)
-		return g->fd == -EINVAL ? -EOPNOTSUPP : g->fd;
-	ret = sys_ftruncate(g->fd, g->size);
-	if (!ret && g->hugetlb) {
-		ret = sys_fallocate(g->fd, 0, 0, g->size);
-		if (ret == -ENOSPC)
-			ret = -ENOMEM;	/* the pool is short */
-	}
-	if (!ret)
-		ret = sys_seal(g->fd, F_SEAL_GROW | F_SEAL_SHRINK |
-			       F_SEAL_SEAL);
-	if (ret)
-		sys_close(g->fd);
-	return ret;
+	g->hugetlb = true;
+	ret = gmem_memfd_backing(g, "gmem-1g", MFD_HUGETLB | MFD_HUGE_1GB);
+	return ret == -EINVAL ? -EOPNOTSUPP : ret;	/* no 1 GiB hugetlb */
 }
 
 /*

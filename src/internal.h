@@ -158,6 +158,7 @@ struct gmem_listener {
 };
 
 /* file.c */
+int gmem_memfd_backing(struct gmem *g, const char *name, unsigned int flags);
 bool gmem_range_ok(const struct gmem *g, uint64_t offset, uint64_t len);
 int gmem_lock(struct gmem *g);
 int gmem_lock_live(struct gmem *g);
