@@ -79,7 +79,20 @@ struct gmem {
 	 * -EDEADLK instead of deadlocking.  Holding the lock is what makes
 	 * "no callback after gmem_unbind() returns" true: unbind takes the
 	 * lock, so it waits for a running callback and no later one can
-	 * find the binding.
+	 * find the binding.  A callback must not wait for another thread
+	 * that calls into the same file either: that thread blocks on the
+	 * lock the callback's caller holds.
+	 *
+	 * GMEM_SET_ATTR_WAIT drops the lock while it waits on pin_cond and,
+	 * woken, checks state and pins again from scratch (-EBADF if the
+	 * file was closed meanwhile).  A vma view switching to uffd mode
+	 * starts and joins a thread with the lock held (view.c), which may
+	 * take up to the 10 s the event read waits.
+	 *
+	 * Read without the lock: size, flags, page_shift, npages, fd,
+	 * backend, huge_shift and hugetlb, fixed before gmem_create()
+	 * returns.  libgmem is not async-signal-safe, and the child of a
+	 * multithreaded parent's fork() cannot use a file the parent had.
 	 */
 	pthread_mutex_t lock;
 	pthread_cond_t pin_cond;

@@ -113,6 +113,7 @@ static void wrapped(const char *s)
 	}
 }
 
+PRINTF(2, 0)
 static void vline(const char *prefix, const char *fmt, va_list ap)
 {
 	char buf[2048];
@@ -155,6 +156,7 @@ void out_detail(const char *fmt, ...)
 	va_end(ap);
 }
 
+PRINTF(2, 0)
 static void verr(const char *what, const char *fmt, va_list ap)
 {
 	out_progress_end();
