@@ -146,3 +146,95 @@ uninstall:
 clean:
 	rm -rf $(O)
 
+# ---- Reliability targets (issue 7) -------------------------------------------
+#
+#   make check-sanitize   the whole suite under ASan + UBSan, built in $(O)-asan
+#   make check-tsan       the whole suite under TSan, built in $(O)-tsan
+#   make check-valgrind   the unit tests under valgrind memcheck, $(O)-valgrind
+#   make stress           tests/test_stress for STRESS_SECONDS (default 120)
+#   make fuzz             fuzz/fuzz_api for FUZZ_SECONDS (default 60), $(O)-fuzz
+#
+# Sanitizer builds use clang (SAN_CC), as the fuzzer must (libFuzzer, with
+# Debian's libclang-rt-14-dev for the sanitizer runtimes).  libgmem raises
+# SIGBUS on purpose and the tests catch SIGBUS and SIGSEGV themselves
+# (siglongjmp out of their handler), so ASan leaves both signals alone.
+# TSan: tests/tsan.supp says what it suppresses and why.  Valgrind: see
+# VALGRIND_TESTS below.
+
+SAN_CC         ?= clang
+SAN_CFLAGS     ?= -O1 -g
+FUZZ_CC        ?= clang
+FUZZ_SECONDS   ?= 60
+STRESS_SECONDS ?= 120
+
+ASAN_RUN_OPTIONS  := handle_segv=0:handle_sigbus=0:allow_user_segv_handler=1:halt_on_error=1:detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1
+UBSAN_RUN_OPTIONS := halt_on_error=1:print_stacktrace=1
+TSAN_RUN_OPTIONS  := halt_on_error=1:second_deadlock_stack=1:history_size=7:suppressions=$(CURDIR)/tests/tsan.supp
+
+$(O)/tests/test_badinput $(O)/tests/test_stress: tests/reliability.h
+
+.PHONY: check-sanitize check-tsan check-valgrind stress fuzz
+
+check-sanitize:
+	ASAN_OPTIONS=$(ASAN_RUN_OPTIONS) UBSAN_OPTIONS=$(UBSAN_RUN_OPTIONS) \
+	$(MAKE) O=$(O)-asan CC=$(SAN_CC) SANITIZE=address,undefined \
+		CFLAGS="$(SAN_CFLAGS) -fno-sanitize-recover=all" check
+
+check-tsan:
+	TSAN_OPTIONS=$(TSAN_RUN_OPTIONS) \
+	$(MAKE) O=$(O)-tsan CC=$(SAN_CC) SANITIZE=thread CFLAGS="$(SAN_CFLAGS)" \
+		check
+
+# The unit tests: single-threaded programs of the API and its data
+# structures.  Not test_threads, test_stress (threads: valgrind runs them
+# one at a time, slowly, and TSan covers them), test_fragment (200,000
+# pages), test_views (its fork tests need MADV_DONTFORK, which valgrind
+# does not model: the child's probes of the views it did not inherit
+# kill it), test_harness_selftest (the harness, not libgmem),
+# test_gmemctl, test_vm and test_huge (whole programs, KVM, huge pages).
+# Valgrind 3.19 has no userfaultfd(2): libgmem runs with its vma guard
+# only there.  -gdwarf-4: valgrind 3.19 does not read all of DWARF 5.
+# tests/valgrind.supp: the tests' deliberate accesses to unmapped memory.
+# test_binding runs without its threads_* test (-t "bind." selects the
+# others): valgrind runs threads one at a time, and in its 1.5 s that
+# test gets too few operations done to pass.
+VALGRIND_TESTS := test_state test_pins test_create test_fallocate test_convert \
+		  test_pin test_lifetime test_listener test_badinput
+VALGRIND_BIN   := $(VALGRIND_TESTS:%=$(O)-valgrind/tests/%)
+VALGRIND       := valgrind -q --error-exitcode=99 --fair-sched=yes --leak-check=full \
+		  --errors-for-leak-kinds=definite --show-leak-kinds=definite \
+		  --suppressions=$(CURDIR)/tests/valgrind.supp
+
+check-valgrind:
+	$(MAKE) O=$(O)-valgrind CFLAGS="-O1 -g -gdwarf-4" $(VALGRIND_BIN) \
+		$(O)-valgrind/tests/test_binding
+	GMEM_TEST_WRAPPER="$(VALGRIND)" GMEM_TEST_TIMEOUT=600 \
+		bash tests/run-tests.sh -t 1800 $(VALGRIND_BIN)
+	GMEM_TEST_TIMEOUT=600 $(VALGRIND) $(O)-valgrind/tests/test_binding -t bind.
+
+stress: $(O)/tests/test_stress
+	STRESS_SECONDS=$(STRESS_SECONDS) \
+		bash tests/run-tests.sh -t $$(($(STRESS_SECONDS) + 300)) $<
+
+# libFuzzer: the library compiled with the same sanitizers and coverage;
+# new inputs go to $(O)-fuzz/corpus, fuzz/corpus (the seeds) is only read.
+FUZZ_O      := $(O)-fuzz
+FUZZ_CFLAGS := -std=c11 $(WARN) -O1 -g -pthread -fno-omit-frame-pointer \
+	       -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_OBJ    := $(LIB_SRC:src/%.c=$(FUZZ_O)/src/%.o)
+
+$(FUZZ_O)/src/%.o: src/%.c $(HDRS)
+	@mkdir -p $(@D)
+	$(call say,CC,$< [fuzz])$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) \
+		-fsanitize=fuzzer-no-link -fvisibility=hidden -c $< -o $@
+
+$(FUZZ_O)/fuzz_api: fuzz/fuzz_api.c include/gmem.h $(FUZZ_OBJ)
+	@mkdir -p $(@D)
+	$(call say,CC,$<)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer \
+		$< $(FUZZ_OBJ) -o $@ $(LDLIBS)
+
+fuzz: $(FUZZ_O)/fuzz_api
+	@mkdir -p $(FUZZ_O)/corpus
+	$(FUZZ_O)/fuzz_api -max_total_time=$(FUZZ_SECONDS) -timeout=20 \
+		-max_len=512 -print_final_stats=1 -artifact_prefix=$(FUZZ_O)/ \
+		$(FUZZ_O)/corpus fuzz/corpus
