@@ -821,6 +821,15 @@ static void op_unpin(struct input *in)
 		M.pin_calls--;
 	if (rec >= 0)
 		M.pins[rec] = M.pins[--M.npins];
+	/*
+	 * A pin's address is valid until its unpin.  With none left the
+	 * pin view is gone and every address recorded so far with it; a
+	 * record kept by an unpin of another range would dangle.
+	 */
+	for (uint64_t p = 0; p < M.npages; p++)
+		if (M.upins[p])
+			return;
+	M.npins = 0;
 }
 
 /* POPULATE: u16 first page, u16 length, u8 flags (1 unaligned, 2 NULL). */
