@@ -165,6 +165,7 @@ SAN_CC         ?= clang
 SAN_CFLAGS     ?= -O1 -g
 FUZZ_CC        ?= clang
 FUZZ_SECONDS   ?= 60
+FUZZ_SEED      ?= 1	# fixed in CI, so a run can be repeated; 0: random
 STRESS_SECONDS ?= 120
 
 ASAN_RUN_OPTIONS  := handle_segv=0:handle_sigbus=0:allow_user_segv_handler=1:halt_on_error=1:detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1
@@ -236,5 +237,6 @@ $(FUZZ_O)/fuzz_api: fuzz/fuzz_api.c include/gmem.h $(FUZZ_OBJ)
 fuzz: $(FUZZ_O)/fuzz_api
 	@mkdir -p $(FUZZ_O)/corpus
 	$(FUZZ_O)/fuzz_api -max_total_time=$(FUZZ_SECONDS) -timeout=20 \
+		-seed=$(FUZZ_SEED) \
 		-max_len=512 -print_final_stats=1 -artifact_prefix=$(FUZZ_O)/ \
 		$(FUZZ_O)/corpus fuzz/corpus
