@@ -251,6 +251,15 @@ static uint64_t island_starts(struct gmem *g, const struct gmem_view *v,
 	return n;
 }
 
+/*
+ * Islands only decide the vma -> uffd switch: a uffd view never switches
+ * back and a hugetlb view never switches, so neither pays for counting.
+ */
+static bool counts_islands(const struct gmem *g, const struct gmem_view *v)
+{
+	return v->mode == GMEM_VIEW_VMA && !g->hugetlb;
+}
+
 int gmem_view_convert(struct gmem *g, struct gmem_view *v, uint64_t start,
 		      uint64_t end, unsigned int val)
 {
@@ -265,7 +274,8 @@ int gmem_view_convert(struct gmem *g, struct gmem_view *v, uint64_t start,
 	}
 	ret = walk(g, v, start, end, val, false, &stop);
 
-	v->starts_before = island_starts(g, v, start, end);
+	if (counts_islands(g, v))
+		v->starts_before = island_starts(g, v, start, end);
 	if (ret) {
 		uint64_t undo_stop = stop;
 
@@ -414,6 +424,8 @@ static void update_mode(struct gmem *g, struct gmem_view *v)
 void gmem_view_commit(struct gmem *g, struct gmem_view *v, uint64_t start,
 		      uint64_t end)
 {
+	if (!counts_islands(g, v))
+		return;
 	v->islands += island_starts(g, v, start, end) - v->starts_before;
 	update_mode(g, v);
 }
