@@ -273,6 +273,22 @@ struct gmem_stats {
 	uint64_t huge_mapped;		/* bytes of views mapped huge */
 	uint64_t splits;		/* huge regions made mixed */
 	uint64_t merges;		/* huge regions made uniform again */
+	/* Mappings (VMAs) against vm.max_map_count, see gmem(7): */
+	uint64_t vmas;			/* held by this file's views and
+					   its guest view */
+	uint64_t vmas_total;		/* held by libgmem in the process */
+	uint64_t vma_budget;		/* libgmem's limit for the process */
+	uint64_t views_revoked;		/* views made unreachable because a
+					   failed change could not be undone */
+	uint64_t mode_switches;		/* views that changed guard mode */
+	/* Kernel references from when a page was shared, see gmem(7): */
+	uint64_t parked;		/* private pages whose contents wait
+					   in a snapshot for their first
+					   private use */
+	uint64_t parked_bytes;		/* memory those snapshots take */
+	uint64_t rehomed;		/* pages given a fresh page */
+	uint64_t rehome_busy;		/* re-homes refused: a 2 MiB page
+					   still referenced by the kernel */
 };
 
 /*

@@ -1,54 +1,34 @@
 // SPDX-License-Identifier: MIT
 /*
  * binding.c - the hypervisor side: bindings of file ranges to owners,
- * gmem_get_pfn()/gmem_put_pfn(), and invalidation.
+ * gmem_get_pfn()/gmem_put_pfn(), and gmem_kvm_memslot().
  *
- * An owner (a KVM memslot in spirit) reaches pages through the guest
- * view: one unguarded MAP_SHARED mapping of the whole file, made by the
- * first gmem_get_pfn(), MADV_DONTFORK, never handed to gmem_mmap()
- * callers.  It shows private pages: that is what the guest side is for.
+ * An owner (a KVM memslot in spirit) reaches pages through the window
+ * (backing.h): the one unguarded mapping of the whole file, DONTFORK,
+ * never handed to gmem_mmap() callers.  It shows private pages: that is
+ * what the guest side is for.
  *
  * References: a shared access takes a pin (g->pins, so a conversion to
  * private waits or fails -EAGAIN, as the kernel's refcount check makes
  * it) and is remembered in the binding's shared_refs; a private access
  * is only remembered (private_refs): private consumers do not hold
- * conversions back, they are invalidated.  gmem_unbind() drops whatever
- * the owner did not put.
+ * conversions back, they are invalidated (notify.c).  gmem_unbind()
+ * drops whatever the owner did not put.  A private access is the first
+ * private use of a page: one that was parked (rehome.c) is re-homed
+ * before its address is handed out.
  *
- * Invalidation runs ops->invalidate with g->lock held (internal.h says
- * why), for punch-hole, conversion (both directions: a consumer of the
- * old state must let go), memory failure, and once for the whole binding
- * when the file is closed while bound.
+ * Locking: g->lock (internal.h).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
 #include "internal.h"
+#include "sys.h"
 
-void gmem_invalidate(struct gmem *g, uint64_t start, uint64_t end,
-		     unsigned int reason)
-{
-	for (struct gmem_binding *b = g->bindings; b; b = b->next) {
-		uint64_t s = start > b->first ? start : b->first;
-		uint64_t e = end < b->first + b->npages ? end :
-			     b->first + b->npages;
-
-		if (s >= e)
-			continue;
-		gmem_cb_enter(g);
-		b->ops->invalidate(b->owner, off_of(g, s), off_of(g, e - s),
-				   reason);
-		gmem_cb_exit(g);
-		g->invalidations++;
-	}
-}
-
-/* gmem_close() while bound: every owner lets go of everything, once. */
-void gmem_bindings_release(struct gmem *g)
-{
-	gmem_invalidate(g, 0, g->npages, GMEM_INVALIDATE_RELEASE);
-}
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE	23
+#endif
 
 /* Drop b's references: its pins leave g->pins too. */
 static int drop_refs(struct gmem *g, struct gmem_binding *b)
@@ -56,36 +36,21 @@ static int drop_refs(struct gmem *g, struct gmem_binding *b)
 	int ret = 0;
 
 	while (b->shared_refs.nr && !ret) {
-		struct gmem_pin_extent e = b->shared_refs.ext[0];
+		struct gmem_extent e = b->shared_refs.ext[0];
 
-		ret = gmem_pins_sub(&g->pins, e.start, e.end);
+		ret = gmem_extents_sub(&g->pins, e.start, e.end);
 		if (!ret)
-			ret = gmem_pins_sub(&b->shared_refs, e.start, e.end);
+			ret = gmem_extents_sub(&b->shared_refs, e.start, e.end);
 		g->pfn_refs -= ret ? 0 : e.end - e.start;
 	}
 	for (size_t i = 0; i < b->private_refs.nr; i++) {
-		struct gmem_pin_extent *e = &b->private_refs.ext[i];
+		struct gmem_extent *e = &b->private_refs.ext[i];
 
 		g->pfn_refs -= (e->end - e->start) * e->count;
 	}
-	gmem_pins_destroy(&b->private_refs);
+	gmem_extents_destroy(&b->private_refs);
 	pthread_cond_broadcast(&g->pin_cond);
 	return ret;
-}
-
-/* Last release of the file: whatever is still bound goes with it. */
-void gmem_bindings_destroy(struct gmem *g)
-{
-	while (g->bindings) {
-		struct gmem_binding *b = g->bindings;
-
-		g->bindings = b->next;
-		gmem_pins_destroy(&b->shared_refs);
-		gmem_pins_destroy(&b->private_refs);
-		free(b);
-	}
-	if (g->guest_view)
-		sys_munmap(g->guest_view, g->size);
 }
 
 GMEM_EXPORT int gmem_bind(struct gmem *g, uint64_t offset, uint64_t size,
@@ -120,8 +85,6 @@ GMEM_EXPORT int gmem_bind(struct gmem *g, uint64_t offset, uint64_t size,
 	b->npages = end - first;
 	b->ops = ops;
 	b->owner = owner;
-	gmem_pins_init(&b->shared_refs);
-	gmem_pins_init(&b->private_refs);
 	b->next = g->bindings;
 	g->bindings = b;
 	g->nr_bindings++;
@@ -153,24 +116,10 @@ GMEM_EXPORT int gmem_unbind(struct gmem_binding *b)
 		;
 	*pp = b->next;
 	g->nr_bindings--;
-	gmem_pins_destroy(&b->shared_refs);
+	gmem_extents_destroy(&b->shared_refs);
 	free(b);
 	gmem_unlock_put(g);
 	return 0;
-}
-
-/* The guest view of the whole file, made on first use. */
-int gmem_guest_view(struct gmem *g)
-{
-	void *p;
-	int ret;
-
-	if (g->guest_view)
-		return 0;
-	ret = gmem_map_file(g, g->size, PROT_READ | PROT_WRITE, 0, &p);
-	if (!ret)
-		g->guest_view = p;
-	return ret;
 }
 
 static int check_pfn_args(struct gmem_binding *b, uint64_t index,
@@ -185,10 +134,9 @@ static int check_pfn_args(struct gmem_binding *b, uint64_t index,
 GMEM_EXPORT int gmem_get_pfn(struct gmem_binding *b, uint64_t index,
 			     unsigned int access, struct gmem_pfn *pfn)
 {
+	uint64_t page, first, bad;
 	unsigned int order;
 	struct gmem *g;
-	uint64_t page;
-	char *addr;
 	int ret = check_pfn_args(b, index, access);
 
 	if (ret || !pfn)
@@ -210,32 +158,43 @@ GMEM_EXPORT int gmem_get_pfn(struct gmem_binding *b, uint64_t index,
 		ret = -EFAULT;
 		goto out;
 	}
-	ret = gmem_guest_view(g);
+	order = gmem_huge_order(g, page, access);
+	if (access == GMEM_ACCESS_PRIVATE) {
+		/* Its first private use: out of old references' reach. */
+		ret = gmem_rehome_private_use(g, page, page + 1, &bad);
+		if (ret)
+			goto out;
+		first = page & ~((1ULL << order) - 1);
+		if (order && gmem_rehome_private_use(g, first, first +
+						     (1ULL << order), &bad))
+			order = 0;	/* the huge page is not whole */
+	}
+	ret = gmem_backing_window(&g->b);
 	if (ret)
 		goto out;
-	order = gmem_huge_order(g, page, access);
-	addr = g->guest_view + off_of(g, page);
+	first = page & ~((1ULL << order) - 1);
 	/* The page (its huge page) exists and is mapped once the owner
 	 * has its address. */
-	ret = sys_madvise(g->guest_view + off_of(g, page & ~((1ULL << order) -
-							     1)),
+	ret = sys_madvise(g->b.window + off_of(g, first),
 			  off_of(g, 1ULL << order), MADV_POPULATE_WRITE);
 	if (ret)
 		goto out;
 	if (access == GMEM_ACCESS_SHARED) {
-		ret = gmem_pins_add(&g->pins, page, page + 1);
+		ret = gmem_extents_add(&g->pins, page, page + 1);
 		if (!ret) {
-			ret = gmem_pins_add(&b->shared_refs, page, page + 1);
+			ret = gmem_extents_add(&b->shared_refs, page, page + 1);
 			if (ret)
-				gmem_pins_sub(&g->pins, page, page + 1);
+				gmem_extents_sub(&g->pins, page, page + 1);
 		}
+		if (!ret)	/* the owner may hand it to the kernel */
+			gmem_expose(g, page, page + 1);
 	} else {
-		ret = gmem_pins_add(&b->private_refs, page, page + 1);
+		ret = gmem_extents_add(&b->private_refs, page, page + 1);
 	}
 	if (ret)
 		goto out;
 	g->pfn_refs++;
-	pfn->addr = addr;
+	pfn->addr = g->b.window + off_of(g, page);
 	pfn->offset = off_of(g, page);
 	pfn->order = order;
 out:
@@ -258,19 +217,42 @@ GMEM_EXPORT int gmem_put_pfn(struct gmem_binding *b, uint64_t index,
 		return ret;
 	page = b->first + index;
 	if (access == GMEM_ACCESS_SHARED) {
-		ret = gmem_pins_sub(&b->shared_refs, page, page + 1);
+		ret = gmem_extents_sub(&b->shared_refs, page, page + 1);
 		if (!ret) {
-			ret = gmem_pins_sub(&g->pins, page, page + 1);
+			ret = gmem_extents_sub(&g->pins, page, page + 1);
 			if (ret)	/* keep the two counts in step */
-				gmem_pins_add(&b->shared_refs, page, page + 1);
+				gmem_extents_add(&b->shared_refs, page,
+						 page + 1);
 		}
 		if (!ret)
 			pthread_cond_broadcast(&g->pin_cond);
 	} else {
-		ret = gmem_pins_sub(&b->private_refs, page, page + 1);
+		ret = gmem_extents_sub(&b->private_refs, page, page + 1);
 	}
 	if (!ret)
 		g->pfn_refs--;
+	gmem_unlock_put(g);
+	return ret;
+}
+
+GMEM_EXPORT int gmem_kvm_memslot(struct gmem *g, int *gmem_fd,
+				 void **guest_addr)
+{
+	int ret;
+
+	if (!gmem_fd || !guest_addr)
+		return -EINVAL;
+	ret = gmem_lock_live(g);
+	if (ret)
+		return ret;
+	if (g->backend != GMEM_BACKEND_KVM)
+		ret = -EOPNOTSUPP;
+	else
+		ret = gmem_backing_window(&g->b);
+	if (!ret) {
+		*gmem_fd = g->b.fd;
+		*guest_addr = g->b.window;
+	}
 	gmem_unlock_put(g);
 	return ret;
 }

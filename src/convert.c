@@ -1,29 +1,33 @@
 // SPDX-License-Identifier: MIT
 /*
- * convert.c - in-place conversion between shared and private, and the
- * pins that hold it back.
+ * convert.c - in-place conversion between shared and private:
+ * gmem_set_attributes() and gmem_get_attributes().
  *
- * A conversion of [start, end) to val, all under g->lock:
+ * A conversion of [start, end) to val, all under g->lock, ordered so
+ * that the unsafe direction never needs an undo:
  *   1. nothing to do if the range is already val (no-op, not counted);
  *   2. to private: a pinned page fails the whole call with -EAGAIN and
  *      error_offset, or with GMEM_SET_ATTR_WAIT waits on pin_cond;
- *   3. reserve the state tree's memory, so step 5 cannot fail;
- *   4. change every view, page runs that actually change only; a failure
- *      undoes the views already changed and returns, state untouched;
- *   5. tell listeners: to private, discard (cannot fail); to shared,
- *      populate, where a refusal undoes the views and fails the call;
- *   6. invalidate the owners of the pages that change (the consumers of
- *      their old state), then commit the state; let vma views that grew
- *      too fragmented switch.
- * The contents never move: the pages stay in the backing file, only
- * where they are visible changes.
- *
- * Pins: a pin holds shared pages in place for a device.  The address it
- * returns lies in the pin view, an internal guarded view of the whole
- * file, so even an overrun by the device cannot read a private page.
+ *   3. reserve the state tree's memory, so the state commit cannot fail;
+ *      forward to a kernel that converts in place (it may refuse);
+ *   4. owners (bindings) let go of the pages that change, before any of
+ *      them moves;
+ *   to private:
+ *   5. the views hide the pages (gmem_views_apply: prepare, commit; a
+ *      failure undoes it all), then pages the kernel may still reference
+ *      from when they were shared are parked or re-homed (rehome.c);
+ *   6. listeners discard the pages (cannot fail);
+ *   to shared:
+ *   5. contents that live only in a snapshot go back into the file;
+ *   6. the views prepare (budget, carving, allocation: nothing visible),
+ *      listeners populate (a refusal undoes the populates and the
+ *      preparation: no page was ever shown), then the views show the
+ *      pages (a failure undoes the shows and the populates);
+ *   7. commit the state; views settle (mode, huge pages merged back).
+ * The contents never move (but for re-homing, which keeps them): the
+ * pages stay in the backing file, only where they are visible changes.
  */
 #include <errno.h>
-#include <sys/mman.h>
 
 #include "internal.h"
 
@@ -48,20 +52,6 @@ static bool uniform(struct gmem *g, uint64_t start, uint64_t end,
 	return gmem_state_run(&g->state, start, end, &cur) == end && cur == val;
 }
 
-/* Owners let go of the pages of [start, end) that are not val yet. */
-static void invalidate_changing(struct gmem *g, uint64_t start, uint64_t end,
-				unsigned int val)
-{
-	uint64_t p, run;
-	unsigned int cur;
-
-	for (p = start; p < end; p = run) {
-		run = gmem_state_run(&g->state, p, end, &cur);
-		if (cur != val)
-			gmem_invalidate(g, p, run, GMEM_INVALIDATE_CONVERT);
-	}
-}
-
 /*
  * The first page whose pin holds [start, end) back from private, or
  * UINT64_MAX.  On 1 GiB hugetlb files a gmem_pin() pin holds its whole
@@ -69,7 +59,7 @@ static void invalidate_changing(struct gmem *g, uint64_t start, uint64_t end,
  */
 static uint64_t first_pinned(struct gmem *g, uint64_t start, uint64_t end)
 {
-	uint64_t p = gmem_pins_first(&g->pins, start, end);
+	uint64_t p = gmem_extents_first(&g->pins, start, end);
 	uint64_t rs = start, re = end, q;
 
 	if (p < end)
@@ -77,7 +67,7 @@ static uint64_t first_pinned(struct gmem *g, uint64_t start, uint64_t end)
 	gmem_huge_round(g, &rs, &re);
 	if (rs == start && re == end)
 		return UINT64_MAX;
-	q = gmem_pins_first(&g->user_pins, rs, re);
+	q = gmem_extents_first(&g->user_pins, rs, re);
 	return q < re ? q : UINT64_MAX;
 }
 
@@ -88,28 +78,54 @@ static void kvm_revert(struct gmem *g, uint64_t start, uint64_t end,
 	uint64_t p, run, bad;
 	unsigned int cur;
 
-	for (p = start; g->kvm_inplace && p < end; p = run) {
+	for (p = start; g->b.kvm_inplace && p < end; p = run) {
 		run = gmem_state_run(&g->state, p, end, &cur);
 		if (cur != val)
-			gmem_kvm_convert(g, p, run, cur, &bad);
+			gmem_kvm_convert(&g->b, p, run, cur, &bad);
 	}
 }
 
-static int convert_locked(struct gmem *g, struct gmem_attributes *a)
+struct tx {
+	uint64_t start, end;
+	uint64_t bad;			/* a listener's refusal: the page */
+	bool populated;			/* listeners were told */
+};
+
+static int rehome_prepare(struct gmem *g, void *arg)
 {
-	uint64_t start = page_of(g, a->offset);
-	uint64_t end = page_of(g, a->offset + a->size);
-	unsigned int val = a->attributes & GMEM_ATTR_PRIVATE ? 1 : 0;
-	struct gmem_view *v, *failed;
-	uint64_t pinned, bad = start;
-	int ret;
+	struct tx *t = arg;
+
+	return gmem_rehome_prepare(g, t->start, t->end);
+}
+
+static int rehome_post(struct gmem *g, void *arg)
+{
+	struct tx *t = arg;
+
+	return gmem_rehome_to_private(g, t->start, t->end);
+}
+
+static int populate_mid(struct gmem *g, void *arg)
+{
+	struct tx *t = arg;
+	int ret = gmem_listeners_populate(g, t->start, t->end, &t->bad);
+
+	t->populated = !ret;
+	return ret;
+}
+
+/* Wait until no pin holds [start, end) back (or fail -EAGAIN). */
+static int wait_pins(struct gmem *g, struct gmem_attributes *a,
+		     uint64_t start, uint64_t end, unsigned int val)
+{
+	uint64_t pinned;
 
 	for (;;) {
 		if (uniform(g, start, end, val))
-			return 0;
+			return 1;
 		pinned = val ? first_pinned(g, start, end) : UINT64_MAX;
 		if (pinned == UINT64_MAX)
-			break;
+			return 0;
 		if (!(a->flags & GMEM_SET_ATTR_WAIT)) {
 			a->error_offset = off_of(g, pinned);
 			return -EAGAIN;
@@ -120,49 +136,64 @@ static int convert_locked(struct gmem *g, struct gmem_attributes *a)
 		if (g->closed)
 			return -EBADF;
 	}
+}
+
+static int convert_locked(struct gmem *g, struct gmem_attributes *a)
+{
+	uint64_t start = page_of(g, a->offset);
+	uint64_t end = page_of(g, a->offset + a->size);
+	unsigned int val = a->attributes & GMEM_ATTR_PRIVATE ? 1 : 0;
+	struct gmem_change ch = { start, end, (int)val, -1, -1 };
+	struct tx t = { .start = start, .end = end, .bad = start };
+	uint64_t bad = start;
+	int ret;
+
+	ret = wait_pins(g, a, start, end, val);
+	if (ret)
+		return ret > 0 ? 0 : ret;
+	gmem_rehome_retry(g);	/* best effort: contents kept aside */
+	a->error_offset = a->offset;
 	ret = gmem_state_reserve(&g->state, start, end, val);
 	if (ret)
-		goto err;
+		return ret;
 	/* A kernel that keeps the state too goes first: it may refuse. */
-	ret = gmem_kvm_convert(g, start, end, val, &bad);
+	ret = gmem_kvm_convert(&g->b, start, end, val, &bad);
 	if (ret) {
 		a->error_offset = off_of(g, bad);
 		return ret;
 	}
+	gmem_invalidate_changing(g, start, end, val);
 	gmem_huge_before(g, start, end);
-	for (v = g->views; v; v = v->next) {
-		ret = gmem_view_convert(g, v, start, end, val);
-		if (ret)
-			goto err_views;
-	}
 	if (val) {
+		ret = gmem_views_apply(g, &ch, rehome_prepare, rehome_post, &t);
+		if (ret)
+			goto err;
 		gmem_listeners_discard(g, start, end, 0);
 	} else {
-		ret = gmem_listeners_populate(g, start, end, &bad);
+		ret = gmem_rehome_to_shared(g, start, end);
+		if (!ret)
+			ret = gmem_views_apply(g, &ch, populate_mid, NULL, &t);
 		if (ret) {
-			for (v = g->views; v; v = v->next)
-				gmem_view_undo(g, v, start, end, val);
-			kvm_revert(g, start, end, val);
-			a->error_offset = off_of(g, bad);
-			return ret;
+			if (t.populated)	/* the views failed after */
+				gmem_listeners_discard(g, start, end, 1);
+			else if (t.bad != start)
+				a->error_offset = off_of(g, t.bad);
+			goto err;
 		}
 	}
-	if (g->bindings)
-		invalidate_changing(g, start, end, val);
 	g->pages_converted += gmem_state_set(&g->state, start, end, val);
 	g->conversions++;
-	for (v = g->views; v; v = v->next)
-		gmem_view_commit(g, v, start, end);
+	if (!val) {
+		gmem_rehome_to_shared_done(g, start, end);
+		if (g->views || g->listeners)
+			gmem_expose(g, start, end);
+	}
+	gmem_views_settle(g, &ch);
 	gmem_huge_after(g, start, end, val);
 	return 0;
 
-err_views:
-	failed = v;
-	for (v = g->views; v != failed; v = v->next)
-		gmem_view_undo(g, v, start, end, val);
-	kvm_revert(g, start, end, val);
 err:
-	a->error_offset = a->offset;
+	kvm_revert(g, start, end, val);
 	return ret;
 }
 
@@ -205,88 +236,4 @@ GMEM_EXPORT int gmem_get_attributes(struct gmem *g, uint64_t offset,
 	if (run_len)
 		*run_len = off_of(g, end) - offset;
 	return 0;
-}
-
-GMEM_EXPORT int gmem_pin(struct gmem *g, uint64_t offset, uint64_t len,
-			 void **addr)
-{
-	uint64_t start, end, rs, re;
-	char *p;
-	int ret;
-
-	if (!g || !addr || !gmem_range_ok(g, offset, len))
-		return -EINVAL;
-	ret = gmem_lock_live(g);
-	if (ret)
-		return ret;
-	start = page_of(g, offset);
-	end = page_of(g, offset + len);
-	rs = start;
-	re = end;
-	gmem_huge_round(g, &rs, &re);	/* hugetlb: whole regions shared */
-	if (!uniform(g, start, end, 0) || !uniform(g, rs, re, 0)) {
-		ret = -EFAULT;
-		goto out;
-	}
-	if (!g->pin_view) {
-		ret = gmem_view_create(g, 0, g->size, PROT_READ | PROT_WRITE,
-				       true, &g->pin_view);
-		if (ret)
-			goto out;
-	}
-	if (g->poison.nr && gmem_pins_first(&g->poison, start, end) < end) {
-		ret = -EHWPOISON;
-		goto out;
-	}
-	ret = gmem_pins_add(&g->user_pins, start, end);
-	if (ret)
-		goto out;
-	ret = gmem_pins_add(&g->pins, start, end);
-	if (ret)
-		goto err_user;
-	/* Make the pages resident, as a DMA pin would. */
-	p = g->pin_view->addr + offset;
-	ret = sys_madvise(p, len, MADV_POPULATE_WRITE);
-	if (ret) {
-		gmem_pins_sub(&g->pins, start, end);
-		goto err_user;
-	}
-	*addr = p;
-	goto out;
-err_user:
-	gmem_pins_sub(&g->user_pins, start, end);
-out:
-	gmem_unlock_put(g);
-	return ret;
-}
-
-/* Allowed after gmem_close(): a pin keeps the file alive until here. */
-GMEM_EXPORT int gmem_unpin(struct gmem *g, uint64_t offset, uint64_t len)
-{
-	int ret;
-
-	if (!g || !gmem_range_ok(g, offset, len))
-		return -EINVAL;
-	ret = gmem_lock(g);
-	if (ret)
-		return ret;
-	/* Only gmem_pin()'s own pins: get_pfn references are not ours. */
-	ret = gmem_pins_sub(&g->user_pins, page_of(g, offset),
-			    page_of(g, offset + len));
-	if (!ret) {
-		ret = gmem_pins_sub(&g->pins, page_of(g, offset),
-				    page_of(g, offset + len));
-		if (ret)	/* keep the two counts in step */
-			gmem_pins_add(&g->user_pins, page_of(g, offset),
-				      page_of(g, offset + len));
-	}
-	if (!ret)
-		pthread_cond_broadcast(&g->pin_cond);
-	/* The pin view costs every conversion a view: only while pinned. */
-	if (!ret && !g->user_pins.nr && g->pin_view) {
-		gmem_view_destroy(g, g->pin_view);
-		g->pin_view = NULL;
-	}
-	gmem_unlock_put(g);
-	return ret;
 }

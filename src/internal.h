@@ -1,15 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * internal.h - struct gmem and the interfaces between libgmem's files.
+ * internal.h - struct gmem and the interfaces between libgmem's upper
+ * layers.  Dependencies point down, never up:
  *
- * Who owns what:
- *   file.c     the object: create, close, lifetime, fallocate, populate,
- *              stats (and the lock below)
- *   convert.c  set/get attributes: the conversion protocol
- *   view.c     host views: the two guard mechanisms and the switch
- *   pins.c     pin counts per page range
- *   state.c    the shared/private state tree
- *   sys.c      every system call, mapped to -errno once
+ *   API        file.c (create, close, stat), alloc.c (fallocate, punch,
+ *              populate), convert.c, pin.c, binding.c, listener.c,
+ *              failure.c
+ *   file state lock.c (lock, lifetime), view.c + view_mode.c (host
+ *              views: guard modes, the VMA budget), notify.c (owners and
+ *              listeners), rehome.c (pages the kernel may still hold),
+ *              huge.c (huge-page bookkeeping)
+ *   memory     backing.c + kvm.c (the file), map.c (every mapping of
+ *              it, the fork guard)
+ *   base       sys.c (every system call, fault injection), state.c,
+ *              extent.c, park.c (data structures)
+ *
+ * Only this header and the API files know struct gmem's whole layout;
+ * the base and memory layers never see it.
  */
 #ifndef GMEM_INTERNAL_H
 #define GMEM_INTERNAL_H
@@ -19,30 +26,18 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "backing.h"
+#include "extent.h"
 #include "gmem.h"
-#include "pins.h"
+#include "park.h"
 #include "state.h"
 
 #define GMEM_EXPORT __attribute__((visibility("default")))
 
-/*
- * A vma-mode view switches to userfaultfd once it holds more private
- * islands than this: each island costs it two VMAs, and the process has
- * vm.max_map_count (65530 by default) in all.  See bench/bench_flip.c.
- */
-#define GMEM_VIEW_MAX_ISLANDS	64
-/*
- * But uffd mode maps (so allocates) every shared page of the view.  A
- * view with more shared memory than this stays in vma mode until it has
- * GMEM_VIEW_HARD_ISLANDS islands (32768 VMAs): then it must switch, or
- * the next conversions would fail with -ENOMEM for want of VMAs.
- */
-#define GMEM_VIEW_UFFD_MAX_SHARED	(1ULL << 30)
-#define GMEM_VIEW_HARD_ISLANDS		16384
-
 enum gmem_view_mode {
-	GMEM_VIEW_VMA,		/* private runs are MAP_FIXED holes */
-	GMEM_VIEW_UFFD,		/* userfaultfd: absent pages SIGBUS */
+	GMEM_VIEW_VMA,		/* hidden runs are holes (own VMAs) */
+	GMEM_VIEW_UFFD,		/* one registered VMA: hidden = no PTE */
+	GMEM_VIEW_REVOKED,	/* one hole over everything (escalation) */
 };
 
 struct gmem_view {
@@ -50,83 +45,108 @@ struct gmem_view {
 	char *addr;
 	size_t len;			/* page multiple */
 	uint64_t first;			/* first page of the file it maps */
-	uint64_t npages;		/* pages of the file it covers */
+	uint64_t npages;		/* pages of len (past the end: holes) */
 	int prot;
 	enum gmem_view_mode mode;
-	bool internal;			/* the pin view, not the caller's */
-	uint64_t islands;		/* private runs inside the view */
-	uint64_t starts_before;		/* islands, during a conversion */
+	bool pin;			/* the pin view: shows g->pin_shown */
+	bool internal;			/* not the caller's (the pin view) */
+	bool unmapped;			/* revoked and unmapped (view.c) */
+	uint64_t vmas;			/* VMAs it holds, in the budget */
+	uint64_t settle_at;		/* view_mode.c: when to look again */
+	/* during gmem_views_apply() */
+	enum { TX_NONE, TX_PREPARED, TX_COMMITTED } tx;
+	uint64_t tx_stop;		/* where a failed commit stopped */
+	int64_t tx_delta;		/* VMAs the change adds */
+};
+
+/*
+ * What a change does to [start, end): the state it gets (val, or -1 for
+ * unchanged), whether it becomes poisoned (1) or not (0) or stays (-1),
+ * and for the pin view whether it joins (1) or leaves (0) what it shows.
+ */
+struct gmem_change {
+	uint64_t start, end;
+	int val;
+	int poison;
+	int pin;
 };
 
 struct gmem {
 	/*
 	 * The file lock.  It orders every change of this file against every
 	 * other: conversion, allocation, punch-hole, populate, pin, unpin,
-	 * view creation and removal, the mode switch of a view, close and
-	 * stats.  The state check and the view change of a conversion both
-	 * happen under it, so no thread can find a page shared in the tree
-	 * while it is still mapped private anywhere, or the reverse.
-	 * Faults on host views take no lock of ours: a view's mappings are
-	 * the truth the kernel acts on, and they only change under the lock.
-	 * libgmem itself takes no other lock inside it (malloc aside), but
-	 * a callback that calls libgmem for another file takes that file's
-	 * lock inside this one: callers must not let callbacks of two files
-	 * call into each other.  pin_cond waits on it (GMEM_SET_ATTR_WAIT).
+	 * get_pfn/put_pfn, view creation and removal and mode switches,
+	 * re-homing, close and stats.  The state check and the view change
+	 * of a conversion both happen under it, so no thread can find a page
+	 * shared in the tree while it is still hidden anywhere, or the
+	 * reverse.  Faults on host views take no lock of ours: a view's
+	 * mappings are the truth the kernel acts on, and they only change
+	 * under the lock.  Inside it libgmem takes only the fork guard
+	 * (map.c, for the length of one mapping) and malloc's locks.
 	 *
 	 * Callbacks (binding invalidate, listener populate/discard) run with
 	 * it held, on the thread making the change, with cb_thread set to
 	 * that thread: a callback that calls libgmem for the same file gets
 	 * -EDEADLK instead of deadlocking.  Holding the lock is what makes
-	 * "no callback after gmem_unbind() returns" true: unbind takes the
-	 * lock, so it waits for a running callback and no later one can
-	 * find the binding.  A callback must not wait for another thread
-	 * that calls into the same file either: that thread blocks on the
-	 * lock the callback's caller holds.
+	 * "no callback after gmem_unbind() returns" true.  A callback must
+	 * not wait for another thread that calls into the same file: that
+	 * thread blocks on the lock.  Callbacks of two files must not call
+	 * into each other (each runs under its own file's lock).
 	 *
 	 * GMEM_SET_ATTR_WAIT drops the lock while it waits on pin_cond and,
 	 * woken, checks state and pins again from scratch (-EBADF if the
-	 * file was closed meanwhile).  A vma view switching to uffd mode
-	 * starts and joins a thread with the lock held (view.c), which may
-	 * take up to the 10 s the event read waits.
+	 * file was closed meanwhile).
 	 *
-	 * Read without the lock: size, flags, page_shift, npages, fd,
-	 * backend, huge_shift and hugetlb, fixed before gmem_create()
-	 * returns.  libgmem is not async-signal-safe, and the child of a
-	 * multithreaded parent's fork() cannot use a file the parent had.
+	 * Read without the lock: size, flags, page_shift, npages, backend,
+	 * huge_shift and the backing's kind and fds, fixed before
+	 * gmem_create() returns.  libgmem is not async-signal-safe, and the
+	 * child of a fork() cannot use a file the parent had (it has none of
+	 * its mappings).
 	 */
 	pthread_mutex_t lock;
 	pthread_cond_t pin_cond;
 
-	int fd;				/* the backing memfd or guest_memfd */
+	struct gmem_backing b;
 	unsigned int backend;		/* GMEM_BACKEND_* */
-	int vm_fd;			/* KVM backend: the VM, or -1 */
-	int kvm_fd;			/* /dev/kvm if we made the VM, or -1 */
-	bool own_vm;			/* vm_fd is ours to close */
-	bool kvm_inplace;		/* the kernel converts in place too */
 	unsigned int huge_shift;	/* 21, 30, or 0: 4 KiB pages */
 	bool hugetlb;			/* 1 GiB hugetlb rather than THP */
-	int hole_fd;			/* empty sealed memfd: SIGBUS holes */
-	int uffd;			/* userfaultfd, or -1 */
-	int uffd_err;			/* why it could not be opened */
 	uint64_t size;
 	uint64_t flags;
 	unsigned int page_shift;
 	uint64_t npages;
+	int uffd;			/* userfaultfd, or -1 */
+	int uffd_err;			/* why it could not be opened */
 
 	struct gmem_state state;
-	struct gmem_pins pins;		/* every pin: conversions wait on it */
-	struct gmem_pins user_pins;	/* those of gmem_pin(), for unpin */
+	struct gmem_extents pins;	/* every pin: conversions wait on it */
+	struct gmem_extents user_pins;	/* those of gmem_pin(), for unpin */
+	struct gmem_extents poison;	/* poisoned pages, count 1 each */
+	struct gmem_extents pin_shown;	/* what the pin view shows */
 	struct gmem_view *views;	/* every view, the pin view too */
 	struct gmem_view *pin_view;	/* created by the first pin */
-	char *guest_view;		/* unguarded, for gmem_get_pfn() */
 	struct gmem_binding *bindings;
 	struct gmem_listener *listeners;
-	struct gmem_pins poison;	/* poisoned pages, count 1 each */
+
+	/*
+	 * Pages the kernel may reference from when they were shared
+	 * (rehome.c).  host_exposed: some host path (a view, a pin, a
+	 * listener, a shared get_pfn) ever existed, so any shared page may
+	 * have been handed to the kernel.  hugetlb keeps it per region.
+	 */
+	bool host_exposed;
+	uint8_t *region_exposed;	/* hugetlb: one byte per region */
+	struct gmem_park park;
+	uint64_t rehomed;		/* pages given a fresh page */
+	uint64_t rehome_busy;		/* re-homes refused: folio in use */
+
 	_Atomic unsigned long cb_thread; /* thread inside a callback, or 0 */
 	unsigned int nr_user_views;
 	unsigned int nr_waiters;	/* threads in a GMEM_SET_ATTR_WAIT */
 	bool closed;			/* gmem_close() was called */
 
+	uint64_t vmas;			/* VMAs of this file in the budget */
+	uint64_t views_revoked;
+	uint64_t mode_switches;
 	uint64_t conversions;
 	uint64_t pages_converted;
 	uint64_t nr_bindings;
@@ -150,6 +170,12 @@ static inline uint64_t off_of(const struct gmem *g, uint64_t page)
 	return page << g->page_shift;
 }
 
+static inline bool gmem_poisoned(const struct gmem *g, uint64_t page)
+{
+	return g->poison.nr && gmem_extents_first(&g->poison, page,
+						  page + 1) == page;
+}
+
 struct gmem_binding {
 	struct gmem_binding *next;
 	struct gmem *g;
@@ -157,8 +183,8 @@ struct gmem_binding {
 	uint64_t npages;
 	const struct gmem_binding_ops *ops;
 	void *owner;
-	struct gmem_pins shared_refs;	/* also counted in g->pins */
-	struct gmem_pins private_refs;
+	struct gmem_extents shared_refs; /* also counted in g->pins */
+	struct gmem_extents private_refs;
 };
 
 struct gmem_listener {
@@ -170,14 +196,12 @@ struct gmem_listener {
 	void *opaque;
 };
 
-/* file.c */
-int gmem_memfd_backing(struct gmem *g, const char *name, unsigned int flags);
+/* lock.c */
 bool gmem_range_ok(const struct gmem *g, uint64_t offset, uint64_t len);
 int gmem_lock(struct gmem *g);
 int gmem_lock_live(struct gmem *g);
 void gmem_unlock_put(struct gmem *g);
 
-/* Mark the calling thread as inside a callback of g (see the lock). */
 static inline void gmem_cb_enter(struct gmem *g)
 {
 	atomic_store(&g->cb_thread, (unsigned long)pthread_self());
@@ -188,86 +212,76 @@ static inline void gmem_cb_exit(struct gmem *g)
 	atomic_store(&g->cb_thread, 0);
 }
 
-/* huge.c */
-int gmem_huge_validate(uint64_t flags, uint64_t size, unsigned int *shift);
-int gmem_huge_backing(struct gmem *g);
-int gmem_map_file(struct gmem *g, size_t len, int prot, uint64_t off,
-		  void **out);
-void gmem_huge_before(struct gmem *g, uint64_t start, uint64_t end);
-void gmem_huge_after(struct gmem *g, uint64_t start, uint64_t end,
-		     unsigned int val);
-unsigned int gmem_huge_order(struct gmem *g, uint64_t page, unsigned int val);
-int gmem_huge_view_sync(struct gmem *g, struct gmem_view *v, uint64_t start,
-			uint64_t end, unsigned int val, bool undo);
-int gmem_huge_mapped(struct gmem *g, uint64_t *bytes);
-void gmem_huge_view_reset(struct gmem *g, struct gmem_view *v, uint64_t start,
-			  uint64_t end);
-void gmem_huge_round(const struct gmem *g, uint64_t *start, uint64_t *end);
+/* view.c: all with g->lock held. */
+int gmem_view_create(struct gmem *g, uint64_t offset, size_t len, int prot,
+		     bool pin, struct gmem_view **out);
+void gmem_view_destroy(struct gmem *g, struct gmem_view *v);
+/*
+ * Apply ch to every view: prepare all (may fail: nothing changed), then
+ * mid(arg) if given (may fail: nothing changed), then commit all (a
+ * failure undoes what was committed: nothing changed, or views that
+ * could not be put back are revoked), then post(arg) if given (a failure
+ * undoes every commit, as above).  Returns 0 or the first error.
+ */
+int gmem_views_apply(struct gmem *g, const struct gmem_change *ch,
+		     int (*mid)(struct gmem *g, void *arg),
+		     int (*post)(struct gmem *g, void *arg), void *arg);
+/* Apply ch to one view alone (the pin view: pin, unpin), then post. */
+int gmem_view_apply(struct gmem *g, struct gmem_view *v,
+		    const struct gmem_change *ch,
+		    int (*post)(struct gmem *g, void *arg), void *arg);
+/* After ch took effect in the file's state: modes, merges. */
+void gmem_views_settle(struct gmem *g, const struct gmem_change *ch);
+/* Is page shown (accessible) in v right now? */
+bool gmem_view_shows(struct gmem *g, const struct gmem_view *v,
+		     uint64_t page);
+/* Escalation: make all of v unreachable (one hole), counted. */
+void gmem_view_revoke(struct gmem *g, struct gmem_view *v);
+/* Does a UFFD-mode view show a page of [start, end)? */
+bool gmem_views_uffd_cover(struct gmem *g, uint64_t start, uint64_t end);
+/* VMAs libgmem holds in this process, and its budget. */
+uint64_t gmem_vmas_total(void);
+uint64_t gmem_vma_budget(void);
+void gmem_vmas_account(struct gmem *g, int64_t delta);
 
-/* kvm.c */
-int gmem_kvm_create(struct gmem *g, int vm_fd, unsigned int init_val);
-void gmem_kvm_close(struct gmem *g);
-int gmem_kvm_convert(struct gmem *g, uint64_t start, uint64_t end,
-		     unsigned int val, uint64_t *error_page);
-int gmem_kvm_allocated(struct gmem *g, uint64_t *bytes);
+/* view_mode.c: the guard mechanisms behind view.c. */
+int gmem_uffd_get(struct gmem *g);
+int gmem_view_to_uffd(struct gmem *g, struct gmem_view *v);
+int gmem_view_to_vma(struct gmem *g, struct gmem_view *v);
 
-/* binding.c: with g->lock held. */
-int gmem_guest_view(struct gmem *g);
+/* notify.c: with g->lock held. */
 void gmem_invalidate(struct gmem *g, uint64_t start, uint64_t end,
 		     unsigned int reason);
-void gmem_bindings_release(struct gmem *g);
-void gmem_bindings_destroy(struct gmem *g);
-
-/* listener.c: with g->lock held. */
+void gmem_invalidate_changing(struct gmem *g, uint64_t start, uint64_t end,
+			      unsigned int val);
 int gmem_listeners_populate(struct gmem *g, uint64_t start, uint64_t end,
 			    uint64_t *error_page);
 void gmem_listeners_discard(struct gmem *g, uint64_t start, uint64_t end,
 			    unsigned int cur_val);
-void gmem_listeners_destroy(struct gmem *g);
+int gmem_listener_replay(struct gmem *g, struct gmem_listener *l);
 
-/* failure.c: with g->lock held. */
-static inline bool gmem_poisoned(const struct gmem *g, uint64_t page)
-{
-	return g->poison.nr && gmem_pins_first(&g->poison, page, page + 1) ==
-			       page;
-}
-void gmem_poison_clear(struct gmem *g, uint64_t start, uint64_t end);
+/* rehome.c: with g->lock held. */
+void gmem_rehome_init(struct gmem *g);
+void gmem_rehome_destroy(struct gmem *g);
+void gmem_expose(struct gmem *g, uint64_t start, uint64_t end);
+int gmem_rehome_prepare(struct gmem *g, uint64_t start, uint64_t end);
+int gmem_rehome_to_private(struct gmem *g, uint64_t start, uint64_t end);
+int gmem_rehome_to_shared(struct gmem *g, uint64_t start, uint64_t end);
+void gmem_rehome_to_shared_done(struct gmem *g, uint64_t start,
+				uint64_t end);
+bool gmem_rehome_allocated(struct gmem *g, uint64_t start, uint64_t end);
+int gmem_rehome_private_use(struct gmem *g, uint64_t start, uint64_t end,
+			    uint64_t *bad);
+void gmem_rehome_forget(struct gmem *g, uint64_t start, uint64_t end);
+int gmem_rehome_retry(struct gmem *g);
 
-/* view.c: all with g->lock held. */
-int gmem_view_create(struct gmem *g, uint64_t offset, size_t len, int prot,
-		     bool internal, struct gmem_view **out);
-void gmem_view_destroy(struct gmem *g, struct gmem_view *v);
-int gmem_view_convert(struct gmem *g, struct gmem_view *v, uint64_t start,
-		      uint64_t end, unsigned int val);
-void gmem_view_undo(struct gmem *g, struct gmem_view *v, uint64_t start,
-		    uint64_t end, unsigned int val);
-void gmem_view_commit(struct gmem *g, struct gmem_view *v, uint64_t start,
-		      uint64_t end);
-int gmem_view_refill(struct gmem *g, struct gmem_view *v, uint64_t start,
-		     uint64_t end);
-int gmem_view_map_shared(struct gmem *g, struct gmem_view *v, uint64_t start,
-			 uint64_t end);
-int gmem_view_hole(struct gmem *g, struct gmem_view *v, uint64_t start,
-		   uint64_t end);
-
-/* sys.c: thin system call wrappers returning 0 or -errno. */
-int sys_memfd(const char *name, unsigned int flags);
-int sys_ftruncate(int fd, uint64_t size);
-int sys_fallocate(int fd, int mode, uint64_t off, uint64_t len);
-int sys_mmap(void *addr, size_t len, int prot, int flags, int fd,
-	     uint64_t off, void **out);
-int sys_munmap(void *addr, size_t len);
-int sys_mprotect(void *addr, size_t len, int prot);
-int sys_seal(int fd, int seals);
-int sys_madvise(void *addr, size_t len, int advice);
-int sys_mremap_fixed(void *old, size_t len, void *new_addr);
-int sys_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
-int sys_copy_checked(void *dst, const void *src, size_t len);
-int sys_allocated(int fd, uint64_t *bytes);
-int sys_close(int fd);
-int sys_uffd_open(void);
-int sys_uffd_register(int uffd, void *addr, size_t len);
-int sys_uffd_continue(int uffd, void *addr, size_t len);
-int sys_uffd_read_event(int uffd);
+/* huge.c */
+int gmem_huge_validate(uint64_t flags, uint64_t size, unsigned int *shift);
+void gmem_huge_before(struct gmem *g, uint64_t start, uint64_t end);
+void gmem_huge_after(struct gmem *g, uint64_t start, uint64_t end,
+		     unsigned int val);
+unsigned int gmem_huge_order(struct gmem *g, uint64_t page, unsigned int val);
+int gmem_huge_mapped(struct gmem *g, uint64_t *bytes);
+void gmem_huge_round(const struct gmem *g, uint64_t *start, uint64_t *end);
 
 #endif /* GMEM_INTERNAL_H */

@@ -1,14 +1,18 @@
 // SPDX-License-Identifier: MIT
 /*
- * sys.c - the system call layer.  Every call libgmem makes to the kernel
- * goes through here and comes back as 0 (or a value) or -errno, so no
- * other file reads errno.  No locking of its own; errno is per thread.
+ * sys.c - the system call layer (see sys.h).  Every call libgmem makes
+ * to the kernel goes through here and comes back as 0 (or a value) or
+ * -errno, so no other file reads errno.
+ *
+ * Fault injection: one process-wide counter, armed by tests only.  The
+ * fast path is one relaxed atomic load of "armed" per wrapper.  Locking:
+ * none of its own; errno is per thread and the counter is atomic.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <linux/userfaultfd.h>
-#include <poll.h>
+#include <stdatomic.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -16,7 +20,71 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "sys.h"
+
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY	1
+#endif
+
+static _Atomic int fault_armed;
+static _Atomic unsigned long fault_calls, fault_nth, fault_hits;
+static _Atomic unsigned int fault_classes;
+static int fault_err, fault_mode;
+
+void sys_fault_arm(unsigned long nth, int err, unsigned int mode,
+		   unsigned int classes)
+{
+	atomic_store(&fault_armed, 0);
+	fault_err = err > 0 ? err : ENOMEM;
+	fault_mode = (int)mode;
+	atomic_store(&fault_classes, classes ? classes : SYS_C_FALLIBLE);
+	atomic_store(&fault_calls, 0);
+	atomic_store(&fault_hits, 0);
+	atomic_store(&fault_nth, nth);
+	atomic_store(&fault_armed, 1);
+}
+
+unsigned long sys_fault_disarm(void)
+{
+	atomic_store(&fault_armed, 0);
+	return atomic_load(&fault_calls);
+}
+
+unsigned long sys_fault_calls(void)
+{
+	return atomic_load(&fault_calls);
+}
+
+unsigned long sys_fault_injected(void)
+{
+	return atomic_load(&fault_hits);
+}
+
+/* 0, or the -errno the current call must fail with. */
+static inline int fault(unsigned int class)
+{
+	unsigned long n;
+
+	if (__builtin_expect(!atomic_load_explicit(&fault_armed,
+						   memory_order_relaxed), 1))
+		return 0;
+	if (!(atomic_load(&fault_classes) & class))
+		return 0;
+	n = atomic_fetch_add(&fault_calls, 1) + 1;
+	if (n == atomic_load(&fault_nth) ||
+	    (fault_mode == SYS_FAULT_FROM && n > atomic_load(&fault_nth))) {
+		atomic_fetch_add(&fault_hits, 1);
+		return -fault_err;
+	}
+	return 0;
+}
+
+#define INJECT(class)				\
+	do {					\
+		int __f = fault(class);		\
+		if (__f)			\
+			return __f;		\
+	} while (0)
 
 static inline int neg_errno(void)
 {
@@ -25,13 +93,25 @@ static inline int neg_errno(void)
 
 int sys_memfd(const char *name, unsigned int flags)
 {
-	int fd = memfd_create(name, flags);
+	int fd;
 
+	INJECT(SYS_C_FILE);
+	fd = memfd_create(name, flags);
+	return fd < 0 ? neg_errno() : fd;
+}
+
+int sys_open(const char *path, int flags)
+{
+	int fd;
+
+	INJECT(SYS_C_FILE);
+	fd = open(path, flags | O_CLOEXEC);
 	return fd < 0 ? neg_errno() : fd;
 }
 
 int sys_ftruncate(int fd, uint64_t size)
 {
+	INJECT(SYS_C_FILE);
 	return ftruncate(fd, (off_t)size) ? neg_errno() : 0;
 }
 
@@ -39,55 +119,49 @@ int sys_fallocate(int fd, int mode, uint64_t off, uint64_t len)
 {
 	int ret;
 
+	INJECT(SYS_C_FILE);
 	do {
 		ret = fallocate(fd, mode, (off_t)off, (off_t)len);
 	} while (ret && errno == EINTR);
 	return ret ? neg_errno() : 0;
 }
 
-int sys_mmap(void *addr, size_t len, int prot, int flags, int fd,
-	     uint64_t off, void **out)
-{
-	void *p = mmap(addr, len, prot, flags, fd, (off_t)off);
-
-	if (p == MAP_FAILED)
-		return neg_errno();
-	*out = p;
-	return 0;
-}
-
-int sys_munmap(void *addr, size_t len)
-{
-	return munmap(addr, len) ? neg_errno() : 0;
-}
-
-int sys_mprotect(void *addr, size_t len, int prot)
-{
-	return mprotect(addr, len, prot) ? neg_errno() : 0;
-}
-
 int sys_seal(int fd, int seals)
 {
+	INJECT(SYS_C_FILE);
 	return fcntl(fd, F_ADD_SEALS, seals) ? neg_errno() : 0;
 }
 
-int sys_madvise(void *addr, size_t len, int advice)
+int sys_cloexec(int fd)
 {
-	return madvise(addr, len, advice) ? neg_errno() : 0;
+	INJECT(SYS_C_FILE);
+	return fcntl(fd, F_SETFD, FD_CLOEXEC) ? neg_errno() : 0;
 }
 
-int sys_mremap_fixed(void *old, size_t len, void *new_addr)
+int sys_pread_all(int fd, void *buf, size_t len, uint64_t off)
 {
-	void *p = mremap(old, len, len, MREMAP_MAYMOVE | MREMAP_FIXED,
-			 new_addr);
+	char *p = buf;
 
-	return p == MAP_FAILED ? neg_errno() : 0;
+	INJECT(SYS_C_FILE);
+	while (len) {
+		ssize_t n = pread(fd, p, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? neg_errno() : -EIO;
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
 }
 
 int sys_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 {
 	const char *p = buf;
 
+	INJECT(SYS_C_FILE);
 	while (len) {
 		ssize_t n = pwrite(fd, p, len, (off_t)off);
 
@@ -102,19 +176,229 @@ int sys_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-/*
- * memcpy(dst, src, len) that returns -EFAULT instead of crashing when src
- * is not readable: the kernel reads it for us (our own process, so no
- * ptrace permission is involved).
- */
-int sys_copy_checked(void *dst, const void *src, size_t len)
+#define MAX_IOV	64
+
+/* The part of n buffers of len bytes left after skipping done bytes. */
+static int iov_from(struct iovec *iov, void *const *bufs, size_t n,
+		    size_t len, size_t done)
 {
+	int k = 0;
+
+	for (size_t i = done / len; i < n && k < MAX_IOV; i++, k++) {
+		size_t skip = i == done / len ? done % len : 0;
+
+		iov[k].iov_base = (char *)bufs[i] + skip;
+		iov[k].iov_len = len - skip;
+	}
+	return k;
+}
+
+static int prwv(int fd, void *const *bufs, size_t n, size_t len,
+		uint64_t off, bool write)
+{
+	struct iovec iov[MAX_IOV];
+	size_t done = 0, total = n * len;
+
+	INJECT(SYS_C_FILE);
+	while (done < total) {
+		int k = iov_from(iov, bufs, n, len, done);
+		ssize_t r = write ? pwritev(fd, iov, k, (off_t)(off + done)) :
+				    preadv(fd, iov, k, (off_t)(off + done));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? neg_errno() : -EIO;
+		done += (size_t)r;
+	}
+	return 0;
+}
+
+int sys_preadv_all(int fd, void *const *bufs, size_t n, size_t len,
+		   uint64_t off)
+{
+	return prwv(fd, bufs, n, len, off, false);
+}
+
+int sys_pwritev_all(int fd, void *const *bufs, size_t n, size_t len,
+		    uint64_t off)
+{
+	return prwv(fd, bufs, n, len, off, true);
+}
+
+static int seek(int fd, uint64_t off, int whence, uint64_t *out)
+{
+	off_t r;
+
+	INJECT(SYS_C_FILE);
+	r = lseek(fd, (off_t)off, whence);
+	if (r < 0) {
+		if (errno != ENXIO)
+			return neg_errno();
+		/* ENXIO: no data past off (SEEK_DATA); report the end. */
+		r = lseek(fd, 0, SEEK_END);
+		if (r < 0)
+			return neg_errno();
+	}
+	*out = (uint64_t)r;
+	return 0;
+}
+
+int sys_seek_data(int fd, uint64_t off, uint64_t *out)
+{
+	return seek(fd, off, SEEK_DATA, out);
+}
+
+int sys_seek_hole(int fd, uint64_t off, uint64_t *out)
+{
+	return seek(fd, off, SEEK_HOLE, out);
+}
+
+int sys_allocated(int fd, uint64_t *bytes)
+{
+	struct stat st;
+
+	INJECT(SYS_C_FILE);
+	if (fstat(fd, &st))
+		return neg_errno();
+	*bytes = (uint64_t)st.st_blocks * 512;
+	return 0;
+}
+
+int sys_read_file(const char *path, char *buf, size_t len)
+{
+	size_t done = 0;
+	int fd, ret = 0;
+
+	INJECT(SYS_C_FILE);
+	if (!len)
+		return -EINVAL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return neg_errno();
+	while (done < len - 1) {
+		ssize_t n = read(fd, buf + done, len - 1 - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			ret = neg_errno();
+		if (n <= 0)
+			break;
+		done += (size_t)n;
+	}
+	buf[done] = '\0';
+	close(fd);
+	return ret ? ret : (int)done;
+}
+
+int sys_read_lines(const char *path, void (*fn)(void *arg, char *line),
+		   void *arg)
+{
+	char buf[8192], line[512];
+	size_t ll = 0;
+	ssize_t n;
+	int fd;
+
+	INJECT(SYS_C_FILE);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return neg_errno();
+	while ((n = read(fd, buf, sizeof(buf))) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			n = neg_errno();
+			close(fd);
+			return (int)n;
+		}
+		for (ssize_t i = 0; i < n; i++) {
+			if (buf[i] != '\n') {
+				if (ll < sizeof(line) - 1)
+					line[ll++] = buf[i];
+				continue;
+			}
+			line[ll] = '\0';
+			ll = 0;
+			fn(arg, line);
+		}
+	}
+	close(fd);
+	return 0;
+}
+
+int sys_close(int fd)
+{
+	/* Linux releases the fd even when close() reports an error. */
+	INJECT(SYS_C_REL);
+	return close(fd) ? neg_errno() : 0;
+}
+
+int sys_mmap(void *addr, size_t len, int prot, int flags, int fd,
+	     uint64_t off, void **out)
+{
+	void *p;
+
+	INJECT(SYS_C_MAP);
+	p = mmap(addr, len, prot, flags, fd, (off_t)off);
+	if (p == MAP_FAILED)
+		return neg_errno();
+	*out = p;
+	return 0;
+}
+
+int sys_munmap(void *addr, size_t len)
+{
+	INJECT(SYS_C_REL);
+	return munmap(addr, len) ? neg_errno() : 0;
+}
+
+int sys_mprotect(void *addr, size_t len, int prot)
+{
+	INJECT(SYS_C_MAP);
+	return mprotect(addr, len, prot) ? neg_errno() : 0;
+}
+
+int sys_madvise(void *addr, size_t len, int advice)
+{
+	int ret;
+
+	INJECT(SYS_C_MAP);
+	do {
+		ret = madvise(addr, len, advice);
+	} while (ret && errno == EINTR);
+	return ret ? neg_errno() : 0;
+}
+
+int sys_mremap_fixed(void *old, size_t len, void *new_addr)
+{
+	void *p;
+
+	INJECT(SYS_C_MAP);
+	p = mremap(old, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, new_addr);
+	return p == MAP_FAILED ? neg_errno() : 0;
+}
+
+int sys_mincore(void *addr, size_t len, unsigned char *vec)
+{
+	INJECT(SYS_C_COPY);
+	return mincore(addr, len, vec) ? neg_errno() : 0;
+}
+
+/*
+ * Copies through the kernel (our own process, so no ptrace permission is
+ * involved): a page that cannot be read or written gives -EFAULT, and
+ * memory that cannot be allocated -ENOMEM, where memcpy() would raise a
+ * signal in the caller.
+ */
+static int copy(void *dst, const void *src, size_t len, bool to)
+{
+	INJECT(SYS_C_COPY);
 	while (len) {
-		struct iovec local = { .iov_base = dst, .iov_len = len };
-		struct iovec remote = { .iov_base = (void *)src,
-					.iov_len = len };
-		ssize_t n = process_vm_readv(getpid(), &local, 1, &remote, 1,
-					     0);
+		struct iovec d = { .iov_base = dst, .iov_len = len };
+		struct iovec s = { .iov_base = (void *)src, .iov_len = len };
+		ssize_t n = to ? process_vm_writev(getpid(), &s, 1, &d, 1, 0) :
+				 process_vm_readv(getpid(), &d, 1, &s, 1, 0);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -127,41 +411,77 @@ int sys_copy_checked(void *dst, const void *src, size_t len)
 	return 0;
 }
 
-int sys_allocated(int fd, uint64_t *bytes)
+static int copyv(char *mem, void *const *bufs, size_t n, size_t len,
+		 bool to)
 {
-	struct stat st;
+	struct iovec iov[MAX_IOV], r;
+	size_t done = 0, total = n * len;
 
-	if (fstat(fd, &st))
-		return neg_errno();
-	*bytes = (uint64_t)st.st_blocks * 512;
+	INJECT(SYS_C_COPY);
+	while (done < total) {
+		int k = iov_from(iov, bufs, n, len, done);
+		size_t want = 0;
+		ssize_t got;
+
+		for (int i = 0; i < k; i++)
+			want += iov[i].iov_len;
+		r = (struct iovec){ .iov_base = mem + done, .iov_len = want };
+		got = to ? process_vm_writev(getpid(), iov, (unsigned long)k,
+					     &r, 1, 0) :
+			   process_vm_readv(getpid(), iov, (unsigned long)k,
+					    &r, 1, 0);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return got < 0 ? neg_errno() : -EFAULT;
+		done += (size_t)got;
+	}
 	return 0;
 }
 
-int sys_close(int fd)
+int sys_copyv_from(void *const *bufs, size_t n, size_t len, const void *src)
 {
-	/* Linux releases the fd even when close() reports an error. */
-	return close(fd) ? neg_errno() : 0;
+	return copyv((char *)src, bufs, n, len, false);
+}
+
+int sys_copyv_to(void *dst, void *const *bufs, size_t n, size_t len)
+{
+	return copyv(dst, bufs, n, len, true);
+}
+
+int sys_copy_from(void *dst, const void *src, size_t len)
+{
+	return copy(dst, src, len, false);
+}
+
+int sys_copy_to(void *dst, const void *src, size_t len)
+{
+	return copy(dst, src, len, true);
 }
 
 /*
  * A userfaultfd that turns every fault on a registered view into SIGBUS
- * (missing and minor, so page cache alone never maps a page) and keeps
- * its registration across mremap() (EVENT_REMAP), which is how a view
- * switches mode atomically.  Kernel-mode faults are covered too, so a
- * system call handed a private address fails with EFAULT.
+ * (missing and minor, so page cache alone never maps a page).  Without
+ * privilege (vm.unprivileged_userfaultfd = 0, the default) a plain one
+ * fails with EPERM; UFFD_USER_MODE_ONLY then gives one that handles user
+ * faults only, which is all libgmem needs: kernel faults on a registered
+ * page without a page-table entry fail with EFAULT either way.
  */
 int sys_uffd_open(void)
 {
-	const uint64_t need = UFFD_FEATURE_SIGBUS | UFFD_FEATURE_MINOR_SHMEM |
-			      UFFD_FEATURE_EVENT_REMAP;
+	const uint64_t need = UFFD_FEATURE_SIGBUS | UFFD_FEATURE_MINOR_SHMEM;
 	struct uffdio_api api = { .api = UFFD_API, .features = need };
-	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	int fd, ret;
 
+	INJECT(SYS_C_UFFD);
+	fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0 && (errno == EPERM || errno == EACCES))
+		fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK |
+				  UFFD_USER_MODE_ONLY);
 	if (fd < 0)
-		return neg_errno();
+		return errno == ENOSYS ? -EOPNOTSUPP : neg_errno();
 	if (ioctl(fd, UFFDIO_API, &api)) {
-		int ret = errno == EINVAL ? -EOPNOTSUPP : neg_errno();
-
+		ret = errno == EINVAL ? -EOPNOTSUPP : neg_errno();
 		close(fd);
 		return ret;
 	}
@@ -181,6 +501,7 @@ int sys_uffd_register(int uffd, void *addr, size_t len)
 			UFFDIO_REGISTER_MODE_MINOR,
 	};
 
+	INJECT(SYS_C_UFFD);
 	if (ioctl(uffd, UFFDIO_REGISTER, &reg))
 		return neg_errno();
 	if (!(reg.ioctls & (1ULL << _UFFDIO_CONTINUE)))
@@ -188,16 +509,34 @@ int sys_uffd_register(int uffd, void *addr, size_t len)
 	return 0;
 }
 
-/* Map the page-cache pages of [addr, +len); -EFAULT if one is absent. */
+int sys_uffd_unregister(int uffd, void *addr, size_t len)
+{
+	struct uffdio_range r = { .start = (uintptr_t)addr, .len = len };
+
+	INJECT(SYS_C_UFFD);
+	return ioctl(uffd, UFFDIO_UNREGISTER, &r) ? neg_errno() : 0;
+}
+
+/*
+ * Map the page-cache pages of [addr, +len): -EFAULT if one is absent,
+ * pages already mapped are skipped.
+ */
 int sys_uffd_continue(int uffd, void *addr, size_t len)
 {
 	struct uffdio_continue c = {
 		.range = { .start = (uintptr_t)addr, .len = len },
 	};
 
+	INJECT(SYS_C_UFFD);
 	for (;;) {
 		if (!ioctl(uffd, UFFDIO_CONTINUE, &c))
 			return 0;
+		if (errno == EEXIST) {
+			/* Some page is mapped already: go page by page. */
+			if (c.range.len <= (uint64_t)getpagesize())
+				return 0;
+			break;
+		}
 		if (errno != EAGAIN && errno != EINTR)
 			return neg_errno();
 		/* Partial progress: c.mapped says how far it got. */
@@ -209,24 +548,37 @@ int sys_uffd_continue(int uffd, void *addr, size_t len)
 		if (!c.range.len)
 			return 0;
 	}
+	for (uint64_t ps = (uint64_t)getpagesize(), end = c.range.start +
+	     c.range.len, p = c.range.start; p < end; p += ps) {
+		struct uffdio_continue one = { .range = { p, ps } };
+
+		while (ioctl(uffd, UFFDIO_CONTINUE, &one) && errno != EEXIST) {
+			if (errno != EAGAIN && errno != EINTR)
+				return neg_errno();
+			one.mapped = 0;
+		}
+	}
+	return 0;
 }
 
-/* Consume one event (the REMAP of a mode switch); waits up to 10 s. */
-int sys_uffd_read_event(int uffd)
+long sys_ioctl(int fd, unsigned long req, void *arg)
 {
-	struct pollfd pfd = { .fd = uffd, .events = POLLIN };
-	struct uffd_msg msg;
+	long ret;
 
-	for (;;) {
-		int n = poll(&pfd, 1, 10000);
+	INJECT(SYS_C_KVM);
+	do {
+		ret = ioctl(fd, req, arg);
+	} while (ret < 0 && errno == EINTR);
+	return ret < 0 ? neg_errno() : ret;
+}
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? neg_errno() : -ETIMEDOUT;
-		if (read(uffd, &msg, sizeof(msg)) == (ssize_t)sizeof(msg))
-			return msg.event;
-		if (errno != EAGAIN && errno != EINTR)
-			return neg_errno();
-	}
+long sys_ioctl_val(int fd, unsigned long req, unsigned long arg)
+{
+	long ret;
+
+	INJECT(SYS_C_KVM);
+	do {
+		ret = ioctl(fd, req, arg);
+	} while (ret < 0 && errno == EINTR);
+	return ret < 0 ? neg_errno() : ret;
 }

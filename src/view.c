@@ -1,456 +1,608 @@
 // SPDX-License-Identifier: MIT
 /*
- * view.c - host views: mappings of the file where shared pages behave
- * like any MAP_SHARED memory and private pages raise a real SIGBUS.
+ * view.c - host views: mappings of the file where shown pages behave
+ * like any MAP_SHARED memory and hidden pages raise a real SIGBUS.  A
+ * page is shown when it is shared and not poisoned (the pin view: and
+ * pinned, g->pin_shown; hugetlb: when its whole 1 GiB region is).
  *
- * Two mechanisms, chosen per view (numbers: bench/bench_flip.c):
+ * Guard modes, per view (view_mode.c builds and switches them):
+ *  VMA      hidden runs are holes: MAP_FIXED mappings of an empty sealed
+ *           memfd, every access past its end (SIGBUS; EFAULT from system
+ *           calls).  Shown pages fault in lazily.  One VMA per run.
+ *  UFFD     one mapping registered with userfaultfd (missing + minor,
+ *           SIGBUS feature): shown pages are mapped (UFFDIO_CONTINUE),
+ *           hidden ones have no page-table entry, so touching them is
+ *           SIGBUS.  One VMA whatever the fragmentation, the cheapest
+ *           flip, but every shown page is allocated.
+ *  REVOKED  one hole over everything: the escalation when a change could
+ *           not be undone (below).
  *
- *  vma mode   A plain MAP_SHARED mapping of the backing memfd.  A private
- *             run is replaced by a MAP_FIXED mapping of hole_fd, an empty
- *             memfd sealed against growing, so every access is past its
- *             end: the kernel's own SIGBUS (EFAULT from system calls).
- *             Shared pages fault in lazily, so a mostly shared view costs
- *             nothing up front.  Each private island costs two VMAs.
+ * A change (struct gmem_change) is applied to every view as a
+ * transaction, so that no private page is ever shown and no shown page
+ * stays hidden when a system call fails:
+ *   prepare   everything that may fail for want of resources and changes
+ *             nothing visible: the VMA budget, a mode switch, carving the
+ *             runs out of their VMAs (map.h), allocating pages a uffd
+ *             view will show.  Undone by unprepare, which cannot fail.
+ *   commit    the visible step: exact replacements (VMA) or page-table
+ *             changes (UFFD), none needing a VMA; in practice it fails
+ *             only on kernel memory exhaustion.  Undone by undo, the
+ *             same steps the other way; if an undo fails the view is
+ *             revoked (hidden entirely, counted in views_revoked), never
+ *             left showing a private page.
+ * The state tree holds the old values during all of it; the caller
+ * commits the state after a successful apply.
  *
- *  uffd mode  The mapping is registered with userfaultfd in missing and
- *             minor mode with UFFD_FEATURE_SIGBUS: every fault on a page
- *             without a page table entry raises SIGBUS.  Shared pages are
- *             kept mapped (fallocate + UFFDIO_CONTINUE), private pages
- *             are zapped with MADV_DONTNEED (the page cache keeps their
- *             contents).  No VMA per island and the cheapest flip, but
- *             every shared page of the view is allocated and mapped.
+ * VMA budget: libgmem's views hold at most gmem_vma_budget() VMAs in the
+ * whole process (half of vm.max_map_count: the rest belongs to the VMM).
+ * A change that would pass it switches a VMA view to UFFD mode in place
+ * (no VMA needed), or fails with -ENOMEM before changing anything where
+ * userfaultfd cannot guard the memory (guest_memfd, huge pages).
  *
- * A view starts in uffd mode when at most a quarter of its pages are
- * shared, in vma mode otherwise; a vma view past GMEM_VIEW_MAX_ISLANDS
- * private islands switches to uffd mode.  The switch builds the new view
- * at a temporary address and mremap()s it over the old one, which is
- * atomic for faults; EVENT_REMAP keeps the registration across the move
- * and the mremap waits until the event is read, so a short-lived thread
- * reads it.
- *
- * Fork: every view is MADV_DONTFORK before it becomes accessible, and
- * shared pages mapped back in vma mode are prepared at a temporary
- * address, marked DONTFORK there and moved in, so a child never inherits
- * a mapping that could later show a private page.  Holes may be
- * inherited: they only ever raise SIGBUS.
- *
- * Locking: every function here runs with g->lock held (see internal.h).
- * A view's page table entries change only here, under that lock.
+ * Locking: everything here runs with g->lock held (internal.h); the VMA
+ * count is an atomic shared by every file of the process.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <linux/falloc.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
 #include "internal.h"
+#include "map.h"
+#include "sys.h"
+#include "view.h"
 
-static inline char *page_addr(const struct gmem *g, const struct gmem_view *v,
-			      uint64_t page)
+static _Atomic uint64_t vmas_total;
+static uint64_t vma_budget;
+
+uint64_t gmem_vmas_total(void)
+{
+	return atomic_load(&vmas_total);
+}
+
+uint64_t gmem_vma_budget(void)
+{
+	char buf[32];
+	long max;
+
+	if (!vma_budget) {
+		max = sys_read_file("/proc/sys/vm/max_map_count", buf,
+				    sizeof(buf)) > 0 ? strtol(buf, NULL, 10) : 0;
+		vma_budget = max > 64 ? (uint64_t)max / 2 : 32765;
+	}
+	return vma_budget;
+}
+
+void gmem_vmas_account(struct gmem *g, int64_t delta)
+{
+	g->vmas += (uint64_t)delta;
+	atomic_fetch_add(&vmas_total, (uint64_t)delta);
+}
+
+/* ---- visibility ------------------------------------------------------- */
+
+static inline bool touches(const struct gmem_change *ch)
+{
+	return ch && (ch->val >= 0 || ch->poison >= 0 || ch->pin >= 0);
+}
+
+static inline bool inside(const struct gmem_change *ch, uint64_t p)
+{
+	return p >= ch->start && p < ch->end;
+}
+
+/*
+ * Shared-and-unpoisoned at page p (< npages), with ch applied if given,
+ * and the end (<= limit) of the run that has the same answer.
+ */
+static uint64_t base_run(struct gmem *g, const struct gmem_change *ch,
+			 uint64_t p, uint64_t limit, bool *shown)
+{
+	unsigned int val;
+	bool pois = false;
+	uint64_t e, pe = limit;
+
+	if (touches(ch)) {
+		if (p < ch->start && limit > ch->start)
+			limit = ch->start;
+		else if (inside(ch, p) && limit > ch->end)
+			limit = ch->end;
+	}
+	if (ch && ch->val >= 0 && inside(ch, p)) {
+		val = (unsigned int)ch->val;
+		e = limit;
+	} else {
+		e = gmem_state_run(&g->state, p, limit, &val);
+	}
+	if (ch && ch->poison >= 0 && inside(ch, p))
+		pois = ch->poison;
+	else if (g->poison.nr)
+		pe = gmem_extents_run(&g->poison, p, limit, &pois);
+	*shown = !val && !pois;
+	return e < pe ? e : pe;
+}
+
+/* The pin view's own set at p, with ch applied. */
+static uint64_t pin_run(struct gmem *g, const struct gmem_change *ch,
+			uint64_t p, uint64_t limit, bool *in)
+{
+	if (touches(ch)) {
+		if (p < ch->start && limit > ch->start)
+			limit = ch->start;
+		else if (inside(ch, p) && limit > ch->end)
+			limit = ch->end;
+	}
+	if (ch && ch->pin >= 0 && inside(ch, p)) {
+		*in = ch->pin;
+		return limit;
+	}
+	return gmem_extents_run(&g->pin_shown, p, limit, in);
+}
+
+/* Is every page of hugetlb region r shown (with ch if given)? */
+static bool region_shown(struct gmem *g, const struct gmem_view *v,
+			 const struct gmem_change *ch, uint64_t r)
+{
+	uint64_t end = r + gmem_backing_region_pages(&g->b);
+	bool shown = true, in = true;
+
+	if (end > g->npages)
+		return false;
+	for (uint64_t p = r; p < end && shown;)
+		p = base_run(g, ch, p, end, &shown);
+	for (uint64_t p = r; v->pin && p < end && in;)
+		p = pin_run(g, ch, p, end, &in);
+	return shown && in;
+}
+
+uint64_t gmem_vis_run(struct gmem *g, const struct gmem_view *v,
+		      const struct gmem_change *ch, uint64_t p,
+		      uint64_t limit, bool *shown)
+{
+	uint64_t e, pe;
+	bool in;
+
+	if (p >= g->npages) {		/* past the end of the file */
+		*shown = false;
+		return limit;
+	}
+	if (g->hugetlb) {
+		uint64_t rp = gmem_backing_region_pages(&g->b);
+		uint64_t r = p & ~(rp - 1);
+
+		*shown = region_shown(g, v, ch, r);
+		e = r + rp;
+		return e < limit ? e : limit;
+	}
+	if (limit > g->npages)
+		limit = g->npages;
+	e = base_run(g, ch, p, limit, shown);
+	if (v->pin) {
+		pe = pin_run(g, ch, p, e, &in);
+		*shown = *shown && in;
+		e = pe;
+	}
+	return e;
+}
+
+bool gmem_view_shows(struct gmem *g, const struct gmem_view *v,
+		     uint64_t page)
+{
+	bool shown;
+
+	if (v->mode == GMEM_VIEW_REVOKED || page < v->first ||
+	    page >= v->first + v->npages)
+		return false;
+	gmem_vis_run(g, v, NULL, page, page + 1, &shown);
+	return shown;
+}
+
+/* Maximal runs of equal visibility in [lo, hi) of v (with ch if given). */
+uint64_t gmem_view_runs(struct gmem *g, const struct gmem_view *v,
+			const struct gmem_change *ch, uint64_t lo, uint64_t hi)
+{
+	uint64_t n = 0, p = lo;
+	bool shown, last = false;
+
+	while (p < hi) {
+		uint64_t e = gmem_vis_run(g, v, ch, p, hi, &shown);
+
+		/* hugetlb: shown regions are separate files, never merged */
+		if (p == lo || shown != last || (g->hugetlb && shown))
+			n++;
+		last = shown;
+		p = e;
+	}
+	return n;
+}
+
+/* VMAs a VMA-mode view over [first, first + npages) holds. */
+uint64_t gmem_view_vmas(struct gmem *g, const struct gmem_view *v)
+{
+	if (v->mode != GMEM_VIEW_VMA)
+		return 1 + (v->first + v->npages > g->npages &&
+			    v->mode == GMEM_VIEW_UFFD);
+	return gmem_view_runs(g, v, NULL, v->first, v->first + v->npages);
+}
+
+/* ---- the change walk -------------------------------------------------- */
+
+/* The pages of v that ch may change, widened to regions (hugetlb). */
+static bool change_span(struct gmem *g, const struct gmem_view *v,
+			const struct gmem_change *ch, uint64_t *lo,
+			uint64_t *hi)
+{
+	uint64_t s = ch->start, e = ch->end;
+	uint64_t vend = v->first + v->npages;
+
+	if (g->hugetlb) {
+		uint64_t rp = gmem_backing_region_pages(&g->b);
+
+		s &= ~(rp - 1);
+		e = (e + rp - 1) & ~(rp - 1);
+	}
+	if (s < v->first)
+		s = v->first;
+	if (e > vend)
+		e = vend;
+	*lo = s;
+	*hi = e;
+	return s < e;
+}
+
+/*
+ * Call fn for every run of [lo, hi) whose visibility ch changes, with
+ * what it becomes; stop at the first error, *stop = where (else hi).
+ */
+static int walk(struct gmem *g, struct gmem_view *v,
+		const struct gmem_change *ch, uint64_t lo, uint64_t hi,
+		int (*fn)(struct gmem *, struct gmem_view *, uint64_t,
+			  uint64_t, bool), uint64_t *stop)
+{
+	uint64_t p = lo;
+	int ret;
+
+	while (p < hi) {
+		bool cur, next;
+		uint64_t e = gmem_vis_run(g, v, NULL, p, hi, &cur);
+		uint64_t e2 = gmem_vis_run(g, v, ch, p, e, &next);
+
+		if (cur != next) {
+			ret = fn(g, v, p, e2, next);
+			if (ret) {
+				if (stop)
+					*stop = p;
+				return ret;
+			}
+		}
+		p = e2;
+	}
+	if (stop)
+		*stop = hi;
+	return 0;
+}
+
+static inline char *addr_of(const struct gmem *g, const struct gmem_view *v,
+			    uint64_t page)
 {
 	return v->addr + off_of(g, page - v->first);
 }
 
-/* The file's userfaultfd, opened on first use; -errno if unavailable. */
-static int uffd_get(struct gmem *g)
+/* Is [a, b) of v exactly its VMAs now (both edges change visibility)? */
+static bool exact(struct gmem *g, struct gmem_view *v, uint64_t a,
+		  uint64_t b)
 {
-	if (g->uffd < 0 && !g->uffd_err) {
-		/* guest_memfd mappings cannot be registered (Linux 6.18). */
-		int fd = g->backend == GMEM_BACKEND_KVM ? -EOPNOTSUPP :
-			 sys_uffd_open();
+	bool in, out;
 
-		if (fd < 0)
-			g->uffd_err = fd;
-		else
-			g->uffd = fd;
+	gmem_vis_run(g, v, NULL, a, a + 1, &in);
+	if (a > v->first) {
+		gmem_vis_run(g, v, NULL, a - 1, a, &out);
+		if (out == in && !(g->hugetlb && in))
+			return false;
 	}
-	return g->uffd >= 0 ? g->uffd : g->uffd_err;
+	if (b < v->first + v->npages) {
+		gmem_vis_run(g, v, NULL, b, b + 1, &out);
+		if (out == in && !(g->hugetlb && in))
+			return false;
+	}
+	return true;
 }
 
-static int hole_get(struct gmem *g)
+static int vma_prepare(struct gmem *g, struct gmem_view *v, uint64_t a,
+		       uint64_t b, bool show)
 {
-	if (g->hole_fd < 0) {
-		int fd = sys_memfd("gmem-hole", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-
-		if (fd < 0)
-			return fd;
-		int ret = sys_seal(fd, F_SEAL_GROW | F_SEAL_SHRINK |
-				   F_SEAL_SEAL);
-		if (ret) {
-			sys_close(fd);
-			return ret;
-		}
-		g->hole_fd = fd;
-	}
-	return g->hole_fd;
+	(void)show;
+	if (exact(g, v, a, b))
+		return 0;
+	return map_carve(addr_of(g, v, a), (size_t)off_of(g, b - a));
 }
 
-/* Allocate [start, end) and map it into a uffd-mode mapping at base. */
-static int uffd_fill(struct gmem *g, char *addr, uint64_t start, uint64_t end)
+static int vma_unprepare(struct gmem *g, struct gmem_view *v, uint64_t a,
+			 uint64_t b, bool show)
 {
-	size_t len = off_of(g, end - start);
-	int ret = sys_uffd_continue(g->uffd, addr, len);
-
-	if (ret != -EFAULT && ret != -EEXIST)
-		return ret;
-	/* Some page was never allocated (or was punched): allocate, retry. */
-	ret = sys_fallocate(g->fd, FALLOC_FL_KEEP_SIZE, off_of(g, start),
-			    off_of(g, end - start));
-	if (ret)
-		return ret;
-	for (uint64_t p = start; p < end; p++) {
-		ret = sys_uffd_continue(g->uffd, addr + off_of(g, p - start),
-					off_of(g, 1));
-		if (ret && ret != -EEXIST)
-			return ret;
-	}
+	(void)show;
+	if (!exact(g, v, a, b))
+		map_uncarve(addr_of(g, v, a), (size_t)off_of(g, b - a));
 	return 0;
 }
 
-/* Map [start, end) (inside v, none of it poisoned) as shared memory. */
-static int map_shared(struct gmem *g, struct gmem_view *v, uint64_t start,
-		      uint64_t end)
+static int vma_set(struct gmem *g, struct gmem_view *v, uint64_t a,
+		   uint64_t b, bool show)
 {
-	char *addr = page_addr(g, v, start);
-	size_t len = off_of(g, end - start);
-	void *tmp;
+	if (show)
+		return gmem_backing_map_at(&g->b, addr_of(g, v, a), a, b - a,
+					   v->prot);
+	return gmem_backing_hole_at(&g->b, addr_of(g, v, a), a, b - a,
+				    v->prot);
+}
+
+static int vma_undo(struct gmem *g, struct gmem_view *v, uint64_t a,
+		    uint64_t b, bool show)
+{
+	return vma_set(g, v, a, b, !show);
+}
+
+static int uffd_prepare(struct gmem *g, struct gmem_view *v, uint64_t a,
+			uint64_t b, bool show)
+{
+	(void)v;
+	if (!show || gmem_rehome_allocated(g, a, b))
+		return 0;
+	return gmem_backing_alloc(&g->b, a, b);
+}
+
+static int uffd_set(struct gmem *g, struct gmem_view *v, uint64_t a,
+		    uint64_t b, bool show)
+{
+	char *addr = addr_of(g, v, a);
+	size_t len = (size_t)off_of(g, b - a);
+
+	if (show)
+		return sys_uffd_continue(g->uffd, addr, len);
+	return map_zap(addr, len);
+}
+
+static int uffd_undo(struct gmem *g, struct gmem_view *v, uint64_t a,
+		     uint64_t b, bool show)
+{
+	return uffd_set(g, v, a, b, !show);
+}
+
+/* ---- one view --------------------------------------------------------- */
+
+/*
+ * The VMAs ch adds to (or takes from) a VMA-mode view: runs counted over
+ * the changed span and one page either side, before and after.
+ */
+static int64_t vma_delta(struct gmem *g, struct gmem_view *v,
+			 const struct gmem_change *ch, uint64_t lo,
+			 uint64_t hi)
+{
+	uint64_t s = lo > v->first ? lo - 1 : lo;
+	uint64_t e = hi < v->first + v->npages ? hi + 1 : hi;
+
+	return (int64_t)gmem_view_runs(g, v, ch, s, e) -
+	       (int64_t)gmem_view_runs(g, v, NULL, s, e);
+}
+
+static int prepare(struct gmem *g, struct gmem_view *v,
+		   const struct gmem_change *ch)
+{
+	uint64_t lo, hi, stop;
 	int ret;
 
-	if (v->mode == GMEM_VIEW_UFFD)
-		return uffd_fill(g, addr, start, end);
-	ret = gmem_map_file(g, len, v->prot, off_of(g, start), &tmp);
+	v->tx_delta = 0;
+	v->tx = TX_NONE;
+	v->tx_stop = 0;
+	if (v->mode == GMEM_VIEW_REVOKED || !change_span(g, v, ch, &lo, &hi))
+		return 0;
+	ret = gmem_view_policy(g, v, ch, lo, hi);
 	if (ret)
 		return ret;
-	ret = sys_mremap_fixed(tmp, len, addr);
-	if (ret)
-		sys_munmap(tmp, len);
+	if (v->mode == GMEM_VIEW_VMA) {
+		v->tx_delta = vma_delta(g, v, ch, lo, hi);
+		if (v->tx_delta > 0 &&
+		    gmem_vmas_total() + (uint64_t)v->tx_delta >
+		    gmem_vma_budget()) {
+			ret = gmem_view_to_uffd(g, v);
+			if (ret)
+				return -ENOMEM;
+			v->tx_delta = 0;
+		}
+	}
+	if (v->mode == GMEM_VIEW_VMA) {
+		ret = walk(g, v, ch, lo, hi, vma_prepare, &stop);
+		if (ret)
+			walk(g, v, ch, lo, stop, vma_unprepare, NULL);
+	} else {
+		ret = walk(g, v, ch, lo, hi, uffd_prepare, NULL);
+	}
+	if (!ret)
+		v->tx = TX_PREPARED;
+	return ret;
+}
+
+static void unprepare(struct gmem *g, struct gmem_view *v,
+		      const struct gmem_change *ch)
+{
+	uint64_t lo, hi;
+
+	if (v->tx != TX_PREPARED)
+		return;
+	v->tx = TX_NONE;
+	if (v->mode == GMEM_VIEW_VMA && change_span(g, v, ch, &lo, &hi))
+		walk(g, v, ch, lo, hi, vma_unprepare, NULL);
+}
+
+static int commit(struct gmem *g, struct gmem_view *v,
+		  const struct gmem_change *ch)
+{
+	uint64_t lo, hi;
+
+	int ret;
+
+	if (v->tx != TX_PREPARED || !change_span(g, v, ch, &lo, &hi))
+		return 0;
+	ret = walk(g, v, ch, lo, hi, v->mode == GMEM_VIEW_VMA ? vma_set :
+		   uffd_set, &v->tx_stop);
+	/* Even a failed commit may have changed [lo, tx_stop). */
+	v->tx = TX_COMMITTED;
 	return ret;
 }
 
 /*
- * Map the shared pages of [start, end) in v, skipping poisoned pages:
- * those stay holes (failure.c).  Callers pass shared pages only.
+ * Put back what commit() changed, up to v->tx_stop, and what prepare()
+ * did; a view that cannot be put back is revoked (so it shows nothing).
  */
-static bool clip(const struct gmem_view *v, uint64_t *start, uint64_t *end);
-
-static int map_shared_pieces(struct gmem *g, struct gmem_view *v,
-			     uint64_t start, uint64_t end)
+static int undo(struct gmem *g, struct gmem_view *v,
+		const struct gmem_change *ch)
 {
-	uint64_t p, bad;
+	uint64_t lo, hi;
 	int ret;
 
-	if (g->hugetlb)		/* whole regions only: huge.c */
-		return gmem_huge_view_sync(g, v, start, end, 0, false);
+	if (v->tx == TX_PREPARED) {
+		unprepare(g, v, ch);
+		return 0;
+	}
+	if (v->tx != TX_COMMITTED || !change_span(g, v, ch, &lo, &hi))
+		return 0;
+	if (v->tx_stop < hi)
+		hi = v->tx_stop;
+	ret = walk(g, v, ch, lo, hi, v->mode == GMEM_VIEW_VMA ? vma_undo :
+		   uffd_undo, NULL);
+	if (ret) {
+		gmem_view_revoke(g, v);
+	} else {
+		v->tx = TX_PREPARED;
+		unprepare(g, v, ch);
+	}
+	v->tx = TX_NONE;
+	return ret;
+}
 
-	for (p = start; p < end; p = bad + 1) {
-		bad = g->poison.nr ? gmem_pins_first(&g->poison, p, end) : end;
-		if (bad > p) {
-			ret = map_shared(g, v, p, bad);
+/* A view whose change took effect: its VMAs into the count. */
+static void done(struct gmem *g, struct gmem_view *v)
+{
+	if (v->tx == TX_NONE)
+		return;
+	v->tx = TX_NONE;
+	v->vmas += (uint64_t)v->tx_delta;
+	gmem_vmas_account(g, v->tx_delta);
+}
+
+void gmem_view_revoke(struct gmem *g, struct gmem_view *v)
+{
+	int64_t before = (int64_t)v->vmas;
+
+	if (v->mode == GMEM_VIEW_REVOKED)
+		return;
+	if (gmem_backing_hole_at(&g->b, v->addr, v->first, v->npages,
+				 PROT_NONE)) {
+		/* Not even a hole: take the whole view away. */
+		map_unmap(v->addr, v->len);
+		v->unmapped = true;
+	}
+	v->mode = GMEM_VIEW_REVOKED;
+	v->vmas = v->unmapped ? 0 : 1;
+	gmem_vmas_account(g, (int64_t)v->vmas - before);
+	g->views_revoked++;
+}
+
+int gmem_view_apply(struct gmem *g, struct gmem_view *v,
+		    const struct gmem_change *ch,
+		    int (*post)(struct gmem *g, void *arg), void *arg)
+{
+	int ret = prepare(g, v, ch);
+
+	if (ret)
+		return ret;
+	ret = commit(g, v, ch);
+	if (!ret && post)
+		ret = post(g, arg);
+	if (ret) {
+		undo(g, v, ch);
+		return ret;
+	}
+	done(g, v);
+	return 0;
+}
+
+int gmem_views_apply(struct gmem *g, const struct gmem_change *ch,
+		     int (*mid)(struct gmem *g, void *arg),
+		     int (*post)(struct gmem *g, void *arg), void *arg)
+{
+	struct gmem_view *v;
+	int ret = 0;
+
+	for (v = g->views; v && !ret; v = v->next)
+		ret = prepare(g, v, ch);
+	if (!ret && mid)
+		ret = mid(g, arg);
+	for (v = g->views; v && !ret; v = v->next)
+		ret = commit(g, v, ch);
+	if (!ret && post)
+		ret = post(g, arg);
+	for (v = g->views; v; v = v->next) {
+		if (ret)
+			undo(g, v, ch);	/* committed, in part, or prepared */
+		else
+			done(g, v);
+	}
+	return ret;
+}
+
+/* ---- creation --------------------------------------------------------- */
+
+static int hide_runs(struct gmem *g, struct gmem_view *v)
+{
+	uint64_t p = v->first, end = v->first + v->npages;
+	int ret;
+
+	while (p < end) {
+		bool shown;
+		uint64_t e = gmem_vis_run(g, v, NULL, p, end, &shown);
+
+		if (!shown && p < g->npages) {
+			ret = gmem_backing_hole_at(&g->b, addr_of(g, v, p), p,
+						   e - p, PROT_NONE);
 			if (ret)
 				return ret;
 		}
-		if (bad == end)
-			break;
+		p = e;
 	}
 	return 0;
 }
 
-/* Make [start, end) (inside v) private (val 1) or shared (val 0). */
-static int apply(struct gmem *g, struct gmem_view *v, uint64_t start,
-		 uint64_t end, unsigned int val)
+static int show_runs_uffd(struct gmem *g, struct gmem_view *v)
 {
-	char *addr = page_addr(g, v, start);
-	size_t len = off_of(g, end - start);
-
-	if (!val)
-		return map_shared_pieces(g, v, start, end);
-	if (v->mode == GMEM_VIEW_UFFD)
-		return sys_madvise(addr, len, MADV_DONTNEED);
-	return gmem_view_hole(g, v, start, end);
-}
-
-/* Map the empty sealed memfd over [start, end) of vma view v: SIGBUS. */
-int gmem_view_hole(struct gmem *g, struct gmem_view *v, uint64_t start,
-		   uint64_t end)
-{
-	int fd = hole_get(g);
-	void *tmp;
-
-	if (fd < 0)
-		return fd;
-	return sys_mmap(page_addr(g, v, start), off_of(g, end - start),
-			v->prot, MAP_SHARED | MAP_FIXED, fd, off_of(g, start),
-			&tmp);
-}
-
-/* Clip [*start, *end) to the pages v maps; false if nothing is left. */
-static bool clip(const struct gmem_view *v, uint64_t *start, uint64_t *end)
-{
-	if (*start < v->first)
-		*start = v->first;
-	if (*end > v->first + v->npages)
-		*end = v->first + v->npages;
-	return *start < *end;
-}
-
-/*
- * Apply to v every run of [start, end) whose state is not val yet (the
- * state tree still holds the old values while a conversion runs).
- * stop bounds the walk; undo walks the same runs back to their state.
- */
-static int walk(struct gmem *g, struct gmem_view *v, uint64_t start,
-		uint64_t end, unsigned int val, bool undo, uint64_t *stop)
-{
-	uint64_t p, run;
-	unsigned int cur;
+	uint64_t p = v->first, end = v->first + v->npages;
 	int ret;
 
-	if (!clip(v, &start, &end))
-		return 0;
-	if (*stop < end)
-		end = *stop;
-	for (p = start; p < end; p = run) {
-		run = gmem_state_run(&g->state, p, end, &cur);
-		if (cur == val)
-			continue;
-		ret = apply(g, v, p, run, undo ? cur : val);
-		if (ret) {
-			*stop = p;
-			return ret;
+	if (end > g->npages)
+		end = g->npages;
+	while (p < end) {
+		bool shown;
+		uint64_t e = gmem_vis_run(g, v, NULL, p, end, &shown);
+
+		if (shown) {
+			ret = gmem_backing_alloc(&g->b, p, e);
+			if (!ret)
+				ret = sys_uffd_continue(g->uffd,
+							addr_of(g, v, p),
+							(size_t)off_of(g,
+								       e - p));
+			if (ret)
+				return ret;
 		}
+		p = e;
 	}
 	return 0;
-}
-
-/*
- * Private islands of v that start inside [start, end], clipped to v: a
- * page starts one when it is private and the page before it is shared or
- * outside v.  A conversion of [start, end) can only change starts there.
- */
-static uint64_t island_starts(struct gmem *g, const struct gmem_view *v,
-			      uint64_t start, uint64_t end)
-{
-	uint64_t p, run, n = 0, vend = v->first + v->npages;
-	unsigned int cur;
-
-	if (start < v->first)
-		start = v->first;
-	if (end >= vend)
-		end = vend - 1;
-	if (!v->npages || start > end)
-		return 0;
-	for (p = start; p <= end; p = run) {
-		run = gmem_state_run(&g->state, p, end + 1, &cur);
-		if (!cur)
-			continue;
-		n += p != start || p == v->first ||
-		     !gmem_state_get(&g->state, p - 1);
-	}
-	return n;
-}
-
-/*
- * Islands only decide the vma -> uffd switch: a uffd view never switches
- * back and a hugetlb view never switches, so neither pays for counting.
- */
-static bool counts_islands(const struct gmem *g, const struct gmem_view *v)
-{
-	return v->mode == GMEM_VIEW_VMA && !g->hugetlb;
-}
-
-int gmem_view_convert(struct gmem *g, struct gmem_view *v, uint64_t start,
-		      uint64_t end, unsigned int val)
-{
-	uint64_t stop = UINT64_MAX;
-	int ret;
-
-	if (g->hugetlb) {
-		ret = gmem_huge_view_sync(g, v, start, end, val, false);
-		if (ret)
-			gmem_huge_view_sync(g, v, start, end, val, true);
-		return ret;
-	}
-	ret = walk(g, v, start, end, val, false, &stop);
-
-	if (counts_islands(g, v))
-		v->starts_before = island_starts(g, v, start, end);
-	if (ret) {
-		uint64_t undo_stop = stop;
-
-		walk(g, v, start, end, val, true, &undo_stop);
-	}
-	return ret;
-}
-
-void gmem_view_undo(struct gmem *g, struct gmem_view *v, uint64_t start,
-		    uint64_t end, unsigned int val)
-{
-	uint64_t stop = UINT64_MAX;
-
-	if (g->hugetlb) {
-		gmem_huge_view_sync(g, v, start, end, val, true);
-		return;
-	}
-	walk(g, v, start, end, val, true, &stop);
-}
-
-/* Pages of value val inside v. */
-static uint64_t count_pages(struct gmem *g, const struct gmem_view *v,
-			    unsigned int val)
-{
-	uint64_t p, run, n = 0, end = v->first + v->npages;
-	unsigned int cur;
-
-	for (p = v->first; p < end; p = run) {
-		run = gmem_state_run(&g->state, p, end, &cur);
-		if (cur == val)
-			n += run - p;
-	}
-	return n;
-}
-
-/* Bring every page of [start, end) of a uffd mapping at base up to date. */
-static int uffd_populate(struct gmem *g, const struct gmem_view *v, char *base,
-			 uint64_t start, uint64_t end)
-{
-	uint64_t p, run;
-	unsigned int cur;
-	int ret;
-
-	for (p = start; p < end; p = run) {
-		run = gmem_state_run(&g->state, p, end, &cur);
-		if (cur)
-			continue;
-		for (uint64_t q = p, bad; q < run; q = bad + 1) {
-			bad = g->poison.nr ?
-			      gmem_pins_first(&g->poison, q, run) : run;
-			if (bad > q) {
-				ret = uffd_fill(g, base + off_of(g, q - v->first),
-						q, bad);
-				if (ret)
-					return ret;
-			}
-			if (bad == run)
-				break;
-		}
-	}
-	return 0;
-}
-
-struct remap_reader {
-	int uffd;
-	int ret;
-};
-
-static void *remap_reader_fn(void *arg)
-{
-	struct remap_reader *r = arg;
-
-	r->ret = sys_uffd_read_event(r->uffd);
-	return NULL;
-}
-
-/*
- * Build a uffd-mode copy of v at a temporary address, then move it over
- * v in one mremap().  On failure v is left as it was.
- */
-static int switch_to_uffd(struct gmem *g, struct gmem_view *v)
-{
-	struct remap_reader r;
-	pthread_t thread;
-	void *tmp;
-	int ret, uffd = uffd_get(g);
-
-	if (uffd < 0)
-		return uffd;
-	ret = gmem_map_file(g, v->len, v->prot, off_of(g, v->first), &tmp);
-	if (ret)
-		return ret;
-	ret = sys_uffd_register(uffd, tmp, v->len);
-	if (!ret)
-		ret = uffd_populate(g, v, tmp, v->first, v->first + v->npages);
-	if (ret)
-		goto err_tmp;
-	r = (struct remap_reader){ .uffd = uffd };
-	ret = -pthread_create(&thread, NULL, remap_reader_fn, &r);
-	if (ret)
-		goto err_tmp;
-	ret = sys_mremap_fixed(tmp, v->len, v->addr);
-	if (ret) {
-		/* No event is coming: the reader gives up after its timeout. */
-		pthread_join(thread, NULL);
-		goto err_tmp;
-	}
-	pthread_join(thread, NULL);
-	v->mode = GMEM_VIEW_UFFD;
-	return 0;
-
-err_tmp:
-	sys_munmap(tmp, v->len);
-	return ret;
-}
-
-/*
- * Does v belong in uffd mode?  When few of its pages are shared (cheap
- * to keep mapped), or when it has too many islands for VMAs: see the top
- * comment.  Only asked while the view is, or is about to be, vma mode.
- */
-static bool wants_uffd(struct gmem *g, const struct gmem_view *v)
-{
-	uint64_t shared;
-
-	if (g->hugetlb)		/* regions of 1 GiB: few VMAs at most */
-		return false;
-	if (v->islands > GMEM_VIEW_HARD_ISLANDS)
-		return true;
-	if (g->huge_shift)	/* uffd maps 4 KiB PTEs: keep PMDs */
-		return false;
-	shared = count_pages(g, v, 0);
-	if (off_of(g, shared) > GMEM_VIEW_UFFD_MAX_SHARED)
-		return false;
-	return v->islands > GMEM_VIEW_MAX_ISLANDS || shared * 4 <= v->npages;
-}
-
-static void update_mode(struct gmem *g, struct gmem_view *v)
-{
-	if (v->mode != GMEM_VIEW_VMA || v->islands <= GMEM_VIEW_MAX_ISLANDS)
-		return;
-	if (wants_uffd(g, v))
-		switch_to_uffd(g, v);	/* on failure: stays vma, still safe */
-}
-
-void gmem_view_commit(struct gmem *g, struct gmem_view *v, uint64_t start,
-		      uint64_t end)
-{
-	if (!counts_islands(g, v))
-		return;
-	v->islands += island_starts(g, v, start, end) - v->starts_before;
-	update_mode(g, v);
-}
-
-int gmem_view_map_shared(struct gmem *g, struct gmem_view *v, uint64_t start,
-			 uint64_t end)
-{
-	if (!clip(v, &start, &end))
-		return 0;
-	return map_shared_pieces(g, v, start, end);
-}
-
-int gmem_view_refill(struct gmem *g, struct gmem_view *v, uint64_t start,
-		     uint64_t end)
-{
-	if (v->mode != GMEM_VIEW_UFFD || !clip(v, &start, &end))
-		return 0;
-	return uffd_populate(g, v, v->addr, start, end);
 }
 
 int gmem_view_create(struct gmem *g, uint64_t offset, size_t len, int prot,
-		     bool internal, struct gmem_view **out)
+		     bool pin, struct gmem_view **out)
 {
 	struct gmem_view *v = calloc(1, sizeof(*v));
-	uint64_t stop = UINT64_MAX;
+	uint64_t in;
 	void *addr;
 	int ret;
 
@@ -458,60 +610,52 @@ int gmem_view_create(struct gmem *g, uint64_t offset, size_t len, int prot,
 		return -ENOMEM;
 	v->len = (len + off_of(g, 1) - 1) & ~(off_of(g, 1) - 1);
 	v->first = page_of(g, offset);
-	v->npages = v->first < g->npages ? g->npages - v->first : 0;
-	if (v->npages > page_of(g, v->len))
-		v->npages = page_of(g, v->len);
+	v->npages = page_of(g, v->len);
 	v->prot = prot;
-	v->internal = internal;
-	v->mode = GMEM_VIEW_VMA;
-	v->islands = island_starts(g, v, v->first, v->first + v->npages);
-	if (wants_uffd(g, v) && uffd_get(g) >= 0)
-		v->mode = GMEM_VIEW_UFFD;
-
-	ret = gmem_map_file(g, v->len, prot, offset, &addr);
+	v->pin = v->internal = pin;
+	v->mode = gmem_view_initial_mode(g, v);
+	if (v->mode == GMEM_VIEW_VMA) {
+		v->vmas = gmem_view_vmas(g, v);
+		if (gmem_vmas_total() + v->vmas > gmem_vma_budget()) {
+			ret = -ENOMEM;
+			if (gmem_uffd_usable(g, v) < 0)
+				goto err_free;
+			v->mode = GMEM_VIEW_UFFD;
+		}
+	}
+	in = v->first < g->npages ? g->npages - v->first : 0;
+	if (in > v->npages)
+		in = v->npages;
+	/* Everything PROT_NONE until the guard is in place. */
+	ret = gmem_backing_map_new(&g->b, v->first, v->len, PROT_NONE, &addr);
 	if (ret)
 		goto err_free;
 	v->addr = addr;
 	if (v->mode == GMEM_VIEW_UFFD) {
-		ret = sys_uffd_register(g->uffd, addr, v->len);
+		ret = in ? sys_uffd_register(g->uffd, addr,
+					     (size_t)off_of(g, in)) : 0;
 		if (!ret)
-			ret = uffd_populate(g, v, v->addr, v->first,
-					    v->first + v->npages);
-	} else if (g->hugetlb) {
-		/* Holes over every region that is not all shared. */
-		uint64_t rp = 1ULL << (g->huge_shift - g->page_shift);
-
-		for (uint64_t r = v->first; !ret && r < v->first + v->npages;
-		     r += rp) {
-			unsigned int cur;
-
-			if (gmem_state_run(&g->state, r, r + rp, &cur) !=
-			    r + rp || cur || (g->poison.nr &&
-			    gmem_pins_first(&g->poison, r, r + rp) < r + rp))
-				ret = gmem_view_hole(g, v, r, r + rp);
-		}
+			ret = map_protect(addr, v->len, prot);
+		if (!ret)
+			ret = show_runs_uffd(g, v);
 	} else {
-		/* Holes over every private run, as a to-private would. */
-		ret = walk(g, v, v->first, v->first + v->npages, 0, true,
-			   &stop);
-		/* And over poisoned pages, whatever their state. */
-		for (size_t i = 0; !ret && i < g->poison.nr; i++) {
-			uint64_t s = g->poison.ext[i].start;
-			uint64_t e = g->poison.ext[i].end;
-
-			if (clip(v, &s, &e))
-				ret = apply(g, v, s, e, 1);
-		}
+		ret = hide_runs(g, v);
+		if (!ret)
+			ret = map_protect(addr, v->len, prot);
 	}
 	if (ret)
 		goto err_unmap;
+	v->vmas = gmem_view_vmas(g, v);
+	gmem_vmas_account(g, (int64_t)v->vmas);
 	v->next = g->views;
 	g->views = v;
+	if (!pin)
+		gmem_expose(g, v->first, v->first + in);
 	*out = v;
 	return 0;
 
 err_unmap:
-	sys_munmap(addr, v->len);
+	map_unmap(addr, v->len);
 err_free:
 	free(v);
 	return ret;
@@ -527,60 +671,8 @@ void gmem_view_destroy(struct gmem *g, struct gmem_view *v)
 			break;
 		}
 	}
-	sys_munmap(v->addr, v->len);
+	if (!v->unmapped)
+		map_unmap(v->addr, v->len);
+	gmem_vmas_account(g, -(int64_t)v->vmas);
 	free(v);
-}
-
-GMEM_EXPORT int gmem_mmap(struct gmem *g, uint64_t offset, size_t len,
-			  int prot, void **addr)
-{
-	struct gmem_view *v;
-	int ret;
-
-	if (!g || !addr)
-		return -EINVAL;
-	if (!(g->flags & GMEM_FLAG_MMAP))
-		return -ENODEV;
-	if (!len || (offset & (off_of(g, 1) - 1)) ||
-	    offset + len < offset || len > SIZE_MAX - off_of(g, 1) ||
-	    (prot & ~(PROT_READ | PROT_WRITE)) || offset > INT64_MAX)
-		return -EINVAL;
-	/* A hugetlb page cannot be mapped in part: see huge.c. */
-	if (g->hugetlb && ((offset | len) & ((1ULL << g->huge_shift) - 1)))
-		return -EINVAL;
-	ret = gmem_lock_live(g);
-	if (ret)
-		return ret;
-	ret = gmem_view_create(g, offset, len, prot, false, &v);
-	if (!ret) {
-		g->nr_user_views++;
-		*addr = v->addr;
-	}
-	gmem_unlock_put(g);
-	return ret;
-}
-
-/* Allowed after gmem_close(): a view keeps the file alive until here. */
-GMEM_EXPORT int gmem_munmap(struct gmem *g, void *addr, size_t len)
-{
-	struct gmem_view *v;
-	int ret = -EINVAL;
-
-	if (!addr || !len)
-		return -EINVAL;
-	ret = gmem_lock(g);
-	if (ret)
-		return ret;
-	ret = -EINVAL;
-	for (v = g->views; v; v = v->next) {
-		if (v->internal || v->addr != addr ||
-		    v->len != ((len + off_of(g, 1) - 1) & ~(off_of(g, 1) - 1)))
-			continue;
-		gmem_view_destroy(g, v);
-		g->nr_user_views--;
-		ret = 0;
-		break;
-	}
-	gmem_unlock_put(g);
-	return ret;
 }

@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: MIT
 /*
- * test_pins.c - unit tests of the pin counts (pins.h).
+ * test_extent.c - unit tests of the extent counts (extent.h).
  *
  * A reference holds one count per page.  Covered:
- *  - random gmem_pins_add()/gmem_pins_sub() ranges with fixed seeds, at
+ *  - random gmem_extents_add()/gmem_extents_sub() ranges with fixed seeds, at
  *    page 0 and at page 2^40: after every call the extents match the
  *    reference page by page, stay sorted, disjoint and merged (touching
  *    extents never have equal counts, no extent has count 0), nr_pinned
- *    is the recount and gmem_pins_first() answers random queries right;
+ *    is the recount and gmem_extents_first() answers random queries right;
  *  - a sub over a range with an unpinned page is -EINVAL and changes
  *    nothing (the whole structure is compared before and after);
  *  - nr_calls counts the calls not yet undone;
@@ -18,17 +18,17 @@
 
 #include "harness.h"
 #include "gmem_test.h"
-#include "pins.h"
+#include "extent.h"
 
 /* Extents well formed and equal, page by page, to ref[0..n) at base. */
-static void check_pins(const struct gmem_pins *p, const uint32_t *ref,
+static void check_pins(const struct gmem_extents *p, const uint32_t *ref,
 		       uint64_t base, uint64_t n)
 {
 	uint64_t page = base, pinned = 0;
 
 	ASSERT_LE(p->nr, p->cap);
 	for (size_t i = 0; i < p->nr; i++) {
-		const struct gmem_pin_extent *e = &p->ext[i];
+		const struct gmem_extent *e = &p->ext[i];
 
 		if (e->start >= e->end || !e->count || e->start < page ||
 		    (i && e->start == page && e->count == p->ext[i - 1].count))
@@ -56,8 +56,8 @@ static void check_pins(const struct gmem_pins *p, const uint32_t *ref,
 	ASSERT_EQ(p->nr_pinned, pinned);
 }
 
-/* gmem_pins_first() on random [start, end) inside [base, base + n). */
-static void check_first(const struct gmem_pins *p, const uint32_t *ref,
+/* gmem_extents_first() on random [start, end) inside [base, base + n). */
+static void check_first(const struct gmem_extents *p, const uint32_t *ref,
 			uint64_t base, uint64_t n, uint64_t *rng,
 			unsigned int queries)
 {
@@ -70,7 +70,7 @@ static void check_first(const struct gmem_pins *p, const uint32_t *ref,
 			e = n;
 		for (want = s; want < e && !ref[want]; want++)
 			;
-		got = gmem_pins_first(p, base + s, base + e);
+		got = gmem_extents_first(p, base + s, base + e);
 		if (got != base + want)
 			TH_LOG("first in [%ju, %ju)", (uintmax_t)(base + s),
 			       (uintmax_t)(base + e));
@@ -80,12 +80,12 @@ static void check_first(const struct gmem_pins *p, const uint32_t *ref,
 
 /* Whole-structure snapshot, to prove a failed call changed nothing. */
 struct pins_copy {
-	struct gmem_pin_extent *ext;
+	struct gmem_extent *ext;
 	size_t nr;
 	uint64_t nr_pinned, nr_calls;
 };
 
-static void pins_save(const struct gmem_pins *p, struct pins_copy *c)
+static void pins_save(const struct gmem_extents *p, struct pins_copy *c)
 {
 	c->ext = malloc((p->nr + 1) * sizeof(p->ext[0]));
 	ASSERT_NONNULL(c->ext);
@@ -97,7 +97,7 @@ static void pins_save(const struct gmem_pins *p, struct pins_copy *c)
 }
 
 /* Compare with the snapshot and free it. */
-static void pins_same(const struct gmem_pins *p, struct pins_copy *c)
+static void pins_same(const struct gmem_extents *p, struct pins_copy *c)
 {
 	ASSERT_EQ(p->nr, c->nr);
 	ASSERT_EQ(p->nr_pinned, c->nr_pinned);
@@ -138,17 +138,17 @@ static void random_case(uint64_t seed, uint64_t base)
 	uint32_t *ref = calloc(NPAGES, sizeof(*ref));
 	uint64_t rng = seed, s, e;
 	struct pins_copy before;
-	struct gmem_pins p;
+	struct gmem_extents p;
 	int ret, want;
 
 	ASSERT_NONNULL(ref);
-	gmem_pins_init(&p);
+	gmem_extents_init(&p);
 	for (unsigned int op = 0; op < NR_OPS; op++) {
 		unsigned int r = (unsigned int)rng_below(&rng, 10);
 
 		if (r < 4 && nheld < 64) {		/* add */
 			pick(&rng, &s, &e);
-			ASSERT_EQ(gmem_pins_add(&p, base + s, base + e), 0);
+			ASSERT_EQ(gmem_extents_add(&p, base + s, base + e), 0);
 			for (uint64_t i = s; i < e; i++)
 				ref[i]++;
 			held[nheld].s = s;
@@ -169,7 +169,7 @@ static void random_case(uint64_t seed, uint64_t base)
 				if (!ref[i])
 					want = -EINVAL;
 			pins_save(&p, &before);
-			ret = gmem_pins_sub(&p, base + s, base + e);
+			ret = gmem_extents_sub(&p, base + s, base + e);
 			if (ret != want)
 				TH_LOG("seed %ju op %u: sub [%ju, %ju)",
 				       (uintmax_t)seed, op, (uintmax_t)s,
@@ -191,7 +191,7 @@ static void random_case(uint64_t seed, uint64_t base)
 	/* Both outcomes must have been exercised for the run to mean much. */
 	ASSERT_GT(nr_ok, NR_OPS / 10);
 	ASSERT_GT(nr_bad, NR_OPS / 100);
-	gmem_pins_destroy(&p);
+	gmem_extents_destroy(&p);
 	free(ref);
 }
 
@@ -225,17 +225,17 @@ static const struct { uint64_t s, e; } bad_subs[] = {
 TEST(sub_unpinned_changes_nothing)
 {
 	struct pins_copy before;
-	struct gmem_pins p;
+	struct gmem_extents p;
 	uint32_t ref[128] = { 0 };
 	int ret;
 
-	gmem_pins_init(&p);
-	ASSERT_EQ(gmem_pins_sub(&p, 0, 1), -EINVAL);	/* empty */
+	gmem_extents_init(&p);
+	ASSERT_EQ(gmem_extents_sub(&p, 0, 1), -EINVAL);	/* empty */
 	ASSERT_EQ(p.nr, 0);
 	ASSERT_EQ(p.nr_calls, 0);
 	for (size_t i = 0; i < sizeof(setup_adds) / sizeof(setup_adds[0]);
 	     i++) {
-		ASSERT_EQ(gmem_pins_add(&p, setup_adds[i].s, setup_adds[i].e),
+		ASSERT_EQ(gmem_extents_add(&p, setup_adds[i].s, setup_adds[i].e),
 			  0);
 		for (uint64_t j = setup_adds[i].s; j < setup_adds[i].e; j++)
 			ref[j]++;
@@ -244,7 +244,7 @@ TEST(sub_unpinned_changes_nothing)
 	ASSERT_EQ(p.nr_calls, 5);
 	for (size_t i = 0; i < sizeof(bad_subs) / sizeof(bad_subs[0]); i++) {
 		pins_save(&p, &before);
-		ret = gmem_pins_sub(&p, bad_subs[i].s, bad_subs[i].e);
+		ret = gmem_extents_sub(&p, bad_subs[i].s, bad_subs[i].e);
 		if (ret != -EINVAL)
 			TH_LOG("sub [%ju, %ju)", (uintmax_t)bad_subs[i].s,
 			       (uintmax_t)bad_subs[i].e);
@@ -254,25 +254,25 @@ TEST(sub_unpinned_changes_nothing)
 	check_pins(&p, ref, 0, 128);
 
 	/* A fully pinned range across differing counts does come off. */
-	ASSERT_EQ(gmem_pins_sub(&p, 10, 25), 0);
+	ASSERT_EQ(gmem_extents_sub(&p, 10, 25), 0);
 	for (uint64_t j = 10; j < 25; j++)
 		ref[j]--;
 	check_pins(&p, ref, 0, 128);
 	ASSERT_EQ(p.nr_calls, 4);
-	ASSERT_EQ(gmem_pins_first(&p, 0, 128), 15);
-	gmem_pins_destroy(&p);
+	ASSERT_EQ(gmem_extents_first(&p, 0, 128), 15);
+	gmem_extents_destroy(&p);
 }
 
 /* ---- merging and call counting ---------------------------------------- */
 
 TEST(merge_and_calls)
 {
-	struct gmem_pins p;
+	struct gmem_extents p;
 
-	gmem_pins_init(&p);
-	ASSERT_EQ(gmem_pins_first(&p, 0, 10), 10);
-	ASSERT_EQ(gmem_pins_add(&p, 0, 10), 0);
-	ASSERT_EQ(gmem_pins_add(&p, 10, 20), 0);	/* touches: merges */
+	gmem_extents_init(&p);
+	ASSERT_EQ(gmem_extents_first(&p, 0, 10), 10);
+	ASSERT_EQ(gmem_extents_add(&p, 0, 10), 0);
+	ASSERT_EQ(gmem_extents_add(&p, 10, 20), 0);	/* touches: merges */
 	ASSERT_EQ(p.nr, 1);
 	ASSERT_EQ(p.ext[0].start, 0);
 	ASSERT_EQ(p.ext[0].end, 20);
@@ -280,7 +280,7 @@ TEST(merge_and_calls)
 	ASSERT_EQ(p.nr_pinned, 20);
 	ASSERT_EQ(p.nr_calls, 2);
 
-	ASSERT_EQ(gmem_pins_add(&p, 5, 15), 0);		/* splits in 3 */
+	ASSERT_EQ(gmem_extents_add(&p, 5, 15), 0);		/* splits in 3 */
 	ASSERT_EQ(p.nr, 3);
 	ASSERT_EQ(p.ext[1].start, 5);
 	ASSERT_EQ(p.ext[1].end, 15);
@@ -288,27 +288,27 @@ TEST(merge_and_calls)
 	ASSERT_EQ(p.nr_pinned, 20);
 	ASSERT_EQ(p.nr_calls, 3);
 
-	ASSERT_EQ(gmem_pins_sub(&p, 5, 15), 0);		/* merges back */
+	ASSERT_EQ(gmem_extents_sub(&p, 5, 15), 0);		/* merges back */
 	ASSERT_EQ(p.nr, 1);
 	ASSERT_EQ(p.ext[0].end, 20);
 	ASSERT_EQ(p.nr_calls, 2);
-	ASSERT_EQ(gmem_pins_first(&p, 20, 30), 30);
-	ASSERT_EQ(gmem_pins_first(&p, 19, 30), 19);
-	ASSERT_EQ(gmem_pins_first(&p, 0, 30), 0);
+	ASSERT_EQ(gmem_extents_first(&p, 20, 30), 30);
+	ASSERT_EQ(gmem_extents_first(&p, 19, 30), 19);
+	ASSERT_EQ(gmem_extents_first(&p, 0, 30), 0);
 
-	ASSERT_EQ(gmem_pins_add(&p, 30, 40), 0);	/* gap: 2 extents */
+	ASSERT_EQ(gmem_extents_add(&p, 30, 40), 0);	/* gap: 2 extents */
 	ASSERT_EQ(p.nr, 2);
-	ASSERT_EQ(gmem_pins_first(&p, 20, 35), 30);
-	ASSERT_EQ(gmem_pins_first(&p, 20, 30), 30);
+	ASSERT_EQ(gmem_extents_first(&p, 20, 35), 30);
+	ASSERT_EQ(gmem_extents_first(&p, 20, 30), 30);
 	ASSERT_EQ(p.nr_pinned, 30);
 
-	ASSERT_EQ(gmem_pins_sub(&p, 30, 40), 0);
-	ASSERT_EQ(gmem_pins_sub(&p, 10, 20), 0);
-	ASSERT_EQ(gmem_pins_sub(&p, 0, 10), 0);
+	ASSERT_EQ(gmem_extents_sub(&p, 30, 40), 0);
+	ASSERT_EQ(gmem_extents_sub(&p, 10, 20), 0);
+	ASSERT_EQ(gmem_extents_sub(&p, 0, 10), 0);
 	ASSERT_EQ(p.nr, 0);
 	ASSERT_EQ(p.nr_pinned, 0);
 	ASSERT_EQ(p.nr_calls, 0);
-	ASSERT_EQ(gmem_pins_sub(&p, 0, 10), -EINVAL);
+	ASSERT_EQ(gmem_extents_sub(&p, 0, 10), -EINVAL);
 	ASSERT_EQ(p.nr_calls, 0);
-	gmem_pins_destroy(&p);
+	gmem_extents_destroy(&p);
 }

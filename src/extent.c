@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * pins.c - pin counts per page range (see pins.h).
+ * extent.c - counts per page range (see extent.h).
  *
  * Every change builds the new extent array next to the old one and swaps
  * them, so a failed allocation leaves the old counts untouched.  The cost
@@ -11,23 +11,23 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
-#include "pins.h"
+#include "extent.h"
 
 #define PIN_MAX		UINT32_MAX
 
-void gmem_pins_init(struct gmem_pins *p)
+void gmem_extents_init(struct gmem_extents *p)
 {
-	*p = (struct gmem_pins){ 0 };
+	*p = (struct gmem_extents){ 0 };
 }
 
-void gmem_pins_destroy(struct gmem_pins *p)
+void gmem_extents_destroy(struct gmem_extents *p)
 {
 	free(p->ext);
-	gmem_pins_init(p);
+	gmem_extents_init(p);
 }
 
 /* Index of the first extent whose end is past page, or nr. */
-static size_t first_after(const struct gmem_pins *p, uint64_t page)
+static size_t first_after(const struct gmem_extents *p, uint64_t page)
 {
 	size_t lo = 0, hi = p->nr;
 
@@ -42,7 +42,7 @@ static size_t first_after(const struct gmem_pins *p, uint64_t page)
 	return lo;
 }
 
-uint64_t gmem_pins_first(const struct gmem_pins *p, uint64_t start,
+uint64_t gmem_extents_first(const struct gmem_extents *p, uint64_t start,
 			 uint64_t end)
 {
 	size_t i = first_after(p, start);
@@ -52,8 +52,26 @@ uint64_t gmem_pins_first(const struct gmem_pins *p, uint64_t start,
 	return p->ext[i].start > start ? p->ext[i].start : start;
 }
 
+uint64_t gmem_extents_run(const struct gmem_extents *p, uint64_t page,
+			  uint64_t limit, bool *covered)
+{
+	size_t i = first_after(p, page);
+	uint64_t end;
+
+	if (i == p->nr || p->ext[i].start > page) {
+		*covered = false;
+		end = i == p->nr ? limit : p->ext[i].start;
+	} else {
+		*covered = true;
+		while (i + 1 < p->nr && p->ext[i + 1].start == p->ext[i].end)
+			i++;
+		end = p->ext[i].end;
+	}
+	return end < limit ? end : limit;
+}
+
 /* Append [start, end) with count to out, merging an equal neighbour. */
-static void emit(struct gmem_pin_extent *out, size_t *n, uint64_t start,
+static void emit(struct gmem_extent *out, size_t *n, uint64_t start,
 		 uint64_t end, uint64_t count)
 {
 	if (start >= end || !count)
@@ -62,17 +80,17 @@ static void emit(struct gmem_pin_extent *out, size_t *n, uint64_t start,
 		out[*n - 1].end = end;
 		return;
 	}
-	out[(*n)++] = (struct gmem_pin_extent){ start, end, count };
+	out[(*n)++] = (struct gmem_extent){ start, end, count };
 }
 
 /* Check that [start, end) can take delta without a gap or an overflow. */
-static int check(const struct gmem_pins *p, uint64_t start, uint64_t end,
+static int check(const struct gmem_extents *p, uint64_t start, uint64_t end,
 		 int delta)
 {
 	uint64_t pos = start;
 
 	for (size_t i = first_after(p, start); i < p->nr; i++) {
-		const struct gmem_pin_extent *e = &p->ext[i];
+		const struct gmem_extent *e = &p->ext[i];
 
 		if (e->start >= end)
 			break;
@@ -87,10 +105,10 @@ static int check(const struct gmem_pins *p, uint64_t start, uint64_t end,
 	return 0;
 }
 
-static int apply(struct gmem_pins *p, uint64_t start, uint64_t end, int delta)
+static int apply(struct gmem_extents *p, uint64_t start, uint64_t end, int delta)
 {
 	size_t cap = p->nr * 2 + 3, n = 0;
-	struct gmem_pin_extent *out;
+	struct gmem_extent *out;
 	uint64_t pos = start, pinned = 0;
 	bool gap_done = false;
 	int ret = check(p, start, end, delta);
@@ -101,7 +119,7 @@ static int apply(struct gmem_pins *p, uint64_t start, uint64_t end, int delta)
 	if (!out)
 		return -ENOMEM;
 	for (size_t i = 0; i < p->nr; i++) {
-		const struct gmem_pin_extent *e = &p->ext[i];
+		const struct gmem_extent *e = &p->ext[i];
 
 		if (e->end <= start) {
 			emit(out, &n, e->start, e->end, e->count);
@@ -136,7 +154,7 @@ static int apply(struct gmem_pins *p, uint64_t start, uint64_t end, int delta)
 	return 0;
 }
 
-int gmem_pins_add(struct gmem_pins *p, uint64_t start, uint64_t end)
+int gmem_extents_add(struct gmem_extents *p, uint64_t start, uint64_t end)
 {
 	int ret = apply(p, start, end, 1);
 
@@ -145,7 +163,7 @@ int gmem_pins_add(struct gmem_pins *p, uint64_t start, uint64_t end)
 	return ret;
 }
 
-int gmem_pins_sub(struct gmem_pins *p, uint64_t start, uint64_t end)
+int gmem_extents_sub(struct gmem_extents *p, uint64_t start, uint64_t end)
 {
 	int ret = apply(p, start, end, -1);
 

@@ -1,0 +1,94 @@
+// SPDX-License-Identifier: MIT
+/*
+ * lock.c - taking a file's lock, and its lifetime.
+ *
+ * A struct gmem is freed when the caller has closed it and no host view,
+ * pin, binding, listener or waiting thread holds it any more; whichever
+ * of gmem_close(), gmem_munmap(), gmem_unpin(), gmem_unbind(),
+ * gmem_listener_unregister() or a waiter leaves last frees it, from
+ * gmem_unlock_put().  After gmem_close() only those releases are
+ * accepted; everything else returns -EBADF while the object still
+ * exists.  The locking rules are next to the lock, in internal.h.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "internal.h"
+#include "sys.h"
+
+/* [offset, offset + len) is non-empty, page aligned and inside the file. */
+bool gmem_range_ok(const struct gmem *g, uint64_t offset, uint64_t len)
+{
+	uint64_t mask = off_of(g, 1) - 1;
+
+	return len && !(offset & mask) && !(len & mask) &&
+	       offset + len > offset && offset + len <= g->size;
+}
+
+/* Lock g: 0, or -EINVAL (NULL) / -EDEADLK (from one of g's callbacks). */
+int gmem_lock(struct gmem *g)
+{
+	if (!g)
+		return -EINVAL;
+	if (atomic_load(&g->cb_thread) == (unsigned long)pthread_self())
+		return -EDEADLK;
+	pthread_mutex_lock(&g->lock);
+	return 0;
+}
+
+/* Lock g if it is open: 0, or as gmem_lock(), or -EBADF (closed). */
+int gmem_lock_live(struct gmem *g)
+{
+	int ret = gmem_lock(g);
+
+	if (ret)
+		return ret;
+	if (g->closed) {
+		pthread_mutex_unlock(&g->lock);
+		return -EBADF;
+	}
+	return 0;
+}
+
+static void destroy(struct gmem *g)
+{
+	while (g->views)
+		gmem_view_destroy(g, g->views);
+	while (g->bindings) {
+		struct gmem_binding *b = g->bindings;
+
+		g->bindings = b->next;
+		gmem_extents_destroy(&b->shared_refs);
+		gmem_extents_destroy(&b->private_refs);
+		free(b);
+	}
+	while (g->listeners) {
+		struct gmem_listener *l = g->listeners;
+
+		g->listeners = l->next;
+		free(l);
+	}
+	if (g->uffd >= 0)
+		sys_close(g->uffd);
+	gmem_backing_destroy(&g->b);
+	gmem_rehome_destroy(g);
+	gmem_state_destroy(&g->state);
+	gmem_extents_destroy(&g->pins);
+	gmem_extents_destroy(&g->user_pins);
+	gmem_extents_destroy(&g->poison);
+	gmem_extents_destroy(&g->pin_shown);
+	pthread_cond_destroy(&g->pin_cond);
+	pthread_mutex_destroy(&g->lock);
+	free(g);
+}
+
+/* Unlock g, freeing it if this was the last holder of a closed file. */
+void gmem_unlock_put(struct gmem *g)
+{
+	bool last = g->closed && !g->nr_user_views && !g->pins.nr &&
+		    !g->nr_waiters && !g->bindings && !g->listeners;
+
+	pthread_mutex_unlock(&g->lock);
+	if (last)
+		destroy(g);
+}

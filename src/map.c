@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: MIT
+/*
+ * map.c - the one module that maps backing files (see map.h for the
+ * fork rule and the VMA transaction).
+ *
+ * The fork guard is the one piece of process-wide state libgmem has
+ * besides the VMA count (view.c): fork() copies every mapping of the
+ * process, so the guard cannot belong to one file.  It is a reader-
+ * writer lock that prefers writers (a stream of mappings must not starve
+ * a fork); readers are map_fd_at() calls, the writer is the
+ * pthread_atfork() prepare handler.  A raw clone() without CLONE_VM, or
+ * _Fork(), does not run atfork handlers and is not covered; vfork() and
+ * posix_spawn() share or replace the address space and need no cover.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "map.h"
+#include "sys.h"
+
+#ifndef MADV_DONTNEED_LOCKED
+#define MADV_DONTNEED_LOCKED	24
+#endif
+
+static pthread_rwlock_t fork_guard;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+static int fork_init_err;
+static int zap_advice = MADV_DONTNEED_LOCKED;
+
+static void fork_prepare(void)
+{
+	pthread_rwlock_wrlock(&fork_guard);
+}
+
+static void fork_parent(void)
+{
+	pthread_rwlock_unlock(&fork_guard);
+}
+
+static void fork_child(void)
+{
+	/* One thread in the child: start the guard afresh. */
+	pthread_rwlockattr_t a;
+
+	pthread_rwlockattr_init(&a);
+	pthread_rwlockattr_setkind_np(&a,
+			PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&fork_guard, &a);
+	pthread_rwlockattr_destroy(&a);
+}
+
+static void fork_setup(void)
+{
+	fork_child();
+	fork_init_err = -pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+int map_init(void)
+{
+	pthread_once(&fork_once, fork_setup);
+	return fork_init_err;
+}
+
+int map_reserve(size_t len, unsigned int align_shift, uint64_t off,
+		void **out)
+{
+	size_t align = align_shift ? 1UL << align_shift : 0;
+	char *area, *p;
+	int ret;
+
+	ret = sys_mmap(NULL, len + align, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0,
+		       (void **)&area);
+	if (ret)
+		return ret;
+	p = area;
+	if (align) {
+		/* p congruent to off modulo the huge page size */
+		p = (char *)(((uintptr_t)area + align - 1) & ~(align - 1)) +
+		    (off & (align - 1));
+		if (p >= area + align)
+			p -= align;
+		/* Trimming whole VMAs: munmap() needs no split here. */
+		if (p > area)
+			sys_munmap(area, (size_t)(p - area));
+		if (area + len + align > p + len)
+			sys_munmap(p + len,
+				   (size_t)(area + len + align - (p + len)));
+	}
+	*out = p;
+	return 0;
+}
+
+static int advice_of(int advice)
+{
+	return advice == MAP_ADV_HUGE ? MADV_HUGEPAGE : MADV_NOHUGEPAGE;
+}
+
+int map_fd_at(void *addr, size_t len, int prot, int fd, uint64_t off,
+	      int advice, int hole_fd, uint64_t hole_off)
+{
+	void *p;
+	int ret;
+
+	ret = map_init();
+	if (ret)
+		return ret;
+	pthread_rwlock_rdlock(&fork_guard);
+	ret = sys_mmap(addr, len, prot, MAP_SHARED | MAP_FIXED, fd, off, &p);
+	if (ret) {
+		pthread_rwlock_unlock(&fork_guard);
+		return ret;	/* MAP_FIXED failed: the old mapping stays */
+	}
+	ret = sys_madvise(addr, len, MADV_DONTFORK);
+	if (!ret && advice != MAP_ADV_NONE)
+		ret = sys_madvise(addr, len, advice_of(advice));
+	if (ret && (hole_fd < 0 ||
+		    map_hole_at(addr, len, PROT_NONE, hole_fd, hole_off)))
+		sys_munmap(addr, len);
+	pthread_rwlock_unlock(&fork_guard);
+	return ret;
+}
+
+int map_hole_at(void *addr, size_t len, int prot, int hole_fd, uint64_t off)
+{
+	void *p;
+
+	return sys_mmap(addr, len, prot, MAP_SHARED | MAP_FIXED, hole_fd, off,
+			&p);
+}
+
+int map_carve(void *addr, size_t len)
+{
+	return sys_madvise(addr, len, MADV_RANDOM);
+}
+
+int map_uncarve(void *addr, size_t len)
+{
+	return sys_madvise(addr, len, MADV_NORMAL);
+}
+
+int map_zap(void *addr, size_t len)
+{
+	int ret = sys_madvise(addr, len, zap_advice);
+
+	/* Kernels before 5.18 have no DONTNEED_LOCKED. */
+	if (ret == -EINVAL && zap_advice == MADV_DONTNEED_LOCKED) {
+		ret = sys_madvise(addr, len, MADV_DONTNEED);
+		if (!ret)
+			zap_advice = MADV_DONTNEED;
+	}
+	return ret;
+}
+
+int map_protect(void *addr, size_t len, int prot)
+{
+	return sys_mprotect(addr, len, prot);
+}
+
+int map_advise(void *addr, size_t len, int advice)
+{
+	return sys_madvise(addr, len, advice);
+}
+
+int map_unmap(void *addr, size_t len)
+{
+	return sys_munmap(addr, len);
+}
+
+int map_hole_fd(void)
+{
+	int fd = sys_memfd("gmem-hole", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	int ret;
+
+	if (fd < 0)
+		return fd;
+	ret = sys_seal(fd, F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL);
+	if (ret) {
+		sys_close(fd);
+		return ret;
+	}
+	return fd;
+}

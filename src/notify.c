@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: MIT
+/*
+ * notify.c - telling the file's consumers what changes: owners (the
+ * hypervisor side, bindings) are invalidated, listeners (shared-memory
+ * consumers: VFIO, vhost) are told of runs that become shared (populate,
+ * which may refuse) and of runs that stop being shared (discard).
+ *
+ * Order within a conversion (convert.c): owners first, before anything
+ * else changes, so that no vCPU uses a page while it moves; to private,
+ * the views guard the pages before listeners discard them; to shared,
+ * listeners populate before any view shows the pages, so a refusal
+ * leaves nothing to undo but the populates already made.
+ *
+ * Callbacks run with g->lock held and cb_thread set (internal.h).
+ */
+#include <errno.h>
+
+#include "internal.h"
+
+void gmem_invalidate(struct gmem *g, uint64_t start, uint64_t end,
+		     unsigned int reason)
+{
+	for (struct gmem_binding *b = g->bindings; b; b = b->next) {
+		uint64_t s = start > b->first ? start : b->first;
+		uint64_t e = end < b->first + b->npages ? end :
+			     b->first + b->npages;
+
+		if (s >= e)
+			continue;
+		gmem_cb_enter(g);
+		b->ops->invalidate(b->owner, off_of(g, s), off_of(g, e - s),
+				   reason);
+		gmem_cb_exit(g);
+		g->invalidations++;
+	}
+}
+
+/* Owners let go of the pages of [start, end) that are not val yet. */
+void gmem_invalidate_changing(struct gmem *g, uint64_t start, uint64_t end,
+			      unsigned int val)
+{
+	uint64_t p, run;
+	unsigned int cur;
+
+	if (!g->bindings)
+		return;
+	for (p = start; p < end; p = run) {
+		run = gmem_state_run(&g->state, p, end, &cur);
+		if (cur != val)
+			gmem_invalidate(g, p, run, GMEM_INVALIDATE_CONVERT);
+	}
+}
+
+/* Tell l about [start, end) clipped to it; 0 if they do not meet. */
+static int notify(struct gmem *g, struct gmem_listener *l, uint64_t start,
+		  uint64_t end, bool populate)
+{
+	uint64_t s = start > l->first ? start : l->first;
+	uint64_t e = end < l->first + l->npages ? end : l->first + l->npages;
+	int ret = 0;
+
+	if (s >= e)
+		return 0;
+	gmem_cb_enter(g);
+	if (populate)
+		ret = l->ops->populate(l->opaque, off_of(g, s), off_of(g, e - s));
+	else
+		l->ops->discard(l->opaque, off_of(g, s), off_of(g, e - s));
+	gmem_cb_exit(g);
+	g->listener_calls++;
+	return ret > 0 ? -EINVAL : ret;
+}
+
+/*
+ * Discard, for every listener (up to but not including stop), the runs
+ * of [start, end) whose state is now cur_val.
+ */
+static void discard_runs(struct gmem *g, uint64_t start, uint64_t end,
+			 unsigned int cur_val, struct gmem_listener *stop)
+{
+	uint64_t p, run;
+	unsigned int cur;
+
+	for (p = start; p < end; p = run) {
+		run = gmem_state_run(&g->state, p, end, &cur);
+		if (cur != cur_val)
+			continue;
+		for (struct gmem_listener *l = g->listeners; l != stop;
+		     l = l->next)
+			notify(g, l, p, run, false);
+	}
+}
+
+void gmem_listeners_discard(struct gmem *g, uint64_t start, uint64_t end,
+			    unsigned int cur_val)
+{
+	if (g->listeners)
+		discard_runs(g, start, end, cur_val, NULL);
+}
+
+/*
+ * The private runs of [start, end) are becoming shared: populate every
+ * listener.  On a refusal, discard what was populated and report the
+ * first page of the refused run.
+ */
+int gmem_listeners_populate(struct gmem *g, uint64_t start, uint64_t end,
+			    uint64_t *error_page)
+{
+	uint64_t p, run;
+	unsigned int cur;
+	int ret;
+
+	if (!g->listeners)
+		return 0;
+	for (p = start; p < end; p = run) {
+		run = gmem_state_run(&g->state, p, end, &cur);
+		if (!cur)
+			continue;
+		for (struct gmem_listener *l = g->listeners; l; l = l->next) {
+			ret = notify(g, l, p, run, true);
+			if (!ret)
+				continue;
+			*error_page = p > l->first ? p : l->first;
+			discard_runs(g, start, p, 1, NULL);
+			discard_runs(g, p, run, 1, l);
+			return ret;
+		}
+	}
+	return 0;
+}
+
+/* Registration: replay the shared runs of l's range; undo on refusal. */
+int gmem_listener_replay(struct gmem *g, struct gmem_listener *l)
+{
+	uint64_t p, run, end = l->first + l->npages;
+	unsigned int cur;
+	int ret = 0;
+
+	for (p = l->first; p < end; p = run) {
+		run = gmem_state_run(&g->state, p, end, &cur);
+		if (cur)
+			continue;
+		ret = notify(g, l, p, run, true);
+		if (ret)
+			break;
+	}
+	if (!ret)
+		return 0;
+	for (uint64_t q = l->first; q < p; q = run) {
+		run = gmem_state_run(&g->state, q, p, &cur);
+		if (!cur)
+			notify(g, l, q, run, false);
+	}
+	return ret;
+}
