@@ -400,7 +400,8 @@ bool gmem_rehome_allocated(struct gmem *g, uint64_t start, uint64_t end)
 	for (uint64_t p = start; p < end; p++) {
 		struct gmem_park_slot *s = gmem_park_find(&g->park, p);
 
-		if (!s || (s->flags & GMEM_PARK_DETACHED))
+		/* A zero snapshot may stand for a hole. */
+		if (!s || (s->flags & (GMEM_PARK_DETACHED | GMEM_PARK_ZERO)))
 			return false;
 	}
 	return true;

@@ -318,3 +318,17 @@ TEST(no_host_path_no_work)
 	EXPECT_EQ(stats(g).rehomed, 0);
 	gmem_close(g);
 }
+
+/* A page never touched parks as zeros (no memory); it must come back. */
+TEST_F(refs, flip_of_untouched_pages)
+{
+	size_t ps = self->ps;
+
+	for (int i = 0; i < 3; i++) {
+		ASSERT_EQ(convert_pages(self->g, 100, 4, 0), 0);
+		ASSERT_EQ(self->view[100 * ps], 0);
+		ASSERT_EQ(self->view[103 * ps + ps - 1], 0);
+		ASSERT_EQ(convert_pages(self->g, 100, 4, 1), 0);
+	}
+	guest_expect(self->b, 101, ps, 0);
+}
