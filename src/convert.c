@@ -166,8 +166,10 @@ static int convert_locked(struct gmem *g, struct gmem_attributes *a)
 	gmem_huge_before(g, start, end);
 	if (val) {
 		ret = gmem_views_apply(g, &ch, rehome_prepare, rehome_post, &t);
-		if (ret)
+		if (ret) {
+			gmem_rehome_undo(g, start, end);
 			goto err;
+		}
 		gmem_listeners_discard(g, start, end, 0);
 	} else {
 		ret = gmem_rehome_to_shared(g, start, end);

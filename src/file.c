@@ -160,6 +160,8 @@ GMEM_EXPORT int gmem_stat(struct gmem *g, struct gmem_stats *st, size_t size)
 		s.poisoned += off_of(g, g->poison.ext[i].end -
 				     g->poison.ext[i].start);
 	for (struct gmem_view *v = g->views; v; v = v->next) {
+		if (v->need_recount)
+			gmem_view_recount(g, v);
 		if (v->internal)
 			continue;
 		s.views++;

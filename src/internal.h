@@ -51,11 +51,14 @@ struct gmem_view {
 	bool pin;			/* the pin view: shows g->pin_shown */
 	bool internal;			/* not the caller's (the pin view) */
 	bool unmapped;			/* revoked and unmapped (view.c) */
+	bool need_recount;		/* its VMA count is not known */
 	uint64_t vmas;			/* VMAs it holds, in the budget */
 	uint64_t settle_at;		/* view_mode.c: when to look again */
 	/* during gmem_views_apply() */
 	enum { TX_NONE, TX_PREPARED, TX_COMMITTED } tx;
 	uint64_t tx_stop;		/* where a failed commit stopped */
+	bool tx_recount;		/* an undo failed: count the VMAs */
+	int tx_err;			/* the commit's error */
 	int64_t tx_delta;		/* VMAs the change adds */
 };
 
@@ -136,6 +139,8 @@ struct gmem {
 	bool host_exposed;
 	uint8_t *region_exposed;	/* hugetlb: one byte per region */
 	struct gmem_park park;
+	struct gmem_extents pending;	/* to re-home from the file before
+					   their first private use */
 	uint64_t rehomed;		/* pages given a fresh page */
 	uint64_t rehome_busy;		/* re-homes refused: folio in use */
 
@@ -235,6 +240,8 @@ void gmem_views_settle(struct gmem *g, const struct gmem_change *ch);
 /* Is page shown (accessible) in v right now? */
 bool gmem_view_shows(struct gmem *g, const struct gmem_view *v,
 		     uint64_t page);
+/* Count v's VMAs from /proc/self/maps (after failures). */
+void gmem_view_recount(struct gmem *g, struct gmem_view *v);
 /* Escalation: make all of v unreachable (one hole), counted. */
 void gmem_view_revoke(struct gmem *g, struct gmem_view *v);
 /* Does a UFFD-mode view show a page of [start, end)? */
@@ -273,6 +280,7 @@ bool gmem_rehome_allocated(struct gmem *g, uint64_t start, uint64_t end);
 int gmem_rehome_private_use(struct gmem *g, uint64_t start, uint64_t end,
 			    uint64_t *bad);
 void gmem_rehome_forget(struct gmem *g, uint64_t start, uint64_t end);
+void gmem_rehome_undo(struct gmem *g, uint64_t start, uint64_t end);
 int gmem_rehome_retry(struct gmem *g);
 
 /* huge.c */

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -117,9 +118,13 @@ int map_fd_at(void *addr, size_t len, int prot, int fd, uint64_t off,
 	ret = sys_madvise(addr, len, MADV_DONTFORK);
 	if (!ret && advice != MAP_ADV_NONE)
 		ret = sys_madvise(addr, len, advice_of(advice));
+	/* A hole with the mapping's protection: SIGBUS, as a hole must. */
 	if (ret && (hole_fd < 0 ||
-		    map_hole_at(addr, len, PROT_NONE, hole_fd, hole_off)))
+		    map_hole_at(addr, len, prot, hole_fd, hole_off))) {
 		sys_munmap(addr, len);
+		if (hole_fd >= 0)
+			ret = -ENOTRECOVERABLE;
+	}
 	pthread_rwlock_unlock(&fork_guard);
 	return ret;
 }
@@ -168,6 +173,34 @@ int map_advise(void *addr, size_t len, int advice)
 int map_unmap(void *addr, size_t len)
 {
 	return sys_munmap(addr, len);
+}
+
+struct count_ctx {
+	uintptr_t lo, hi;
+	uint64_t n;
+};
+
+static void count_line(void *arg, char *line)
+{
+	struct count_ctx *c = arg;
+	unsigned long lo, hi;
+	char *end;
+
+	lo = strtoul(line, &end, 16);
+	if (*end != '-')
+		return;
+	hi = strtoul(end + 1, NULL, 16);
+	c->n += lo >= c->lo && hi <= c->hi;
+}
+
+int map_count(void *addr, size_t len, uint64_t *n)
+{
+	struct count_ctx c = { (uintptr_t)addr, (uintptr_t)addr + len, 0 };
+	int ret = sys_read_lines("/proc/self/maps", count_line, &c);
+
+	if (!ret)
+		*n = c.n;
+	return ret;
 }
 
 int map_hole_fd(void)

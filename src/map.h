@@ -53,7 +53,9 @@ int map_reserve(size_t len, unsigned int align_shift, uint64_t off,
  * DONTFORK (and given advice) before any fork can see it.  If the mmap()
  * fails, what was at addr stays; if a later step fails, nothing of fd is
  * left mapped there: the range is a hole of hole_fd at hole_off if
- * hole_fd >= 0 (a view's range), else unmapped.
+ * hole_fd >= 0 (a view's range), else unmapped.  -ENOTRECOVERABLE: not
+ * even the hole could be made, the range is unmapped (a view's caller
+ * must revoke the view).
  */
 int map_fd_at(void *addr, size_t len, int prot, int fd, uint64_t off,
 	      int advice, int hole_fd, uint64_t hole_off);
@@ -69,6 +71,9 @@ int map_zap(void *addr, size_t len);
 int map_protect(void *addr, size_t len, int prot);
 int map_advise(void *addr, size_t len, int advice);
 int map_unmap(void *addr, size_t len);
+
+/* VMAs of this process inside [addr, addr + len), from its maps. */
+int map_count(void *addr, size_t len, uint64_t *n);
 
 /* The empty sealed memfd every hole maps. */
 int map_hole_fd(void);

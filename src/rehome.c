@@ -68,6 +68,7 @@ void gmem_rehome_init(struct gmem *g)
 void gmem_rehome_destroy(struct gmem *g)
 {
 	gmem_park_destroy(&g->park);
+	gmem_extents_destroy(&g->pending);
 	free(g->region_exposed);
 	g->region_exposed = NULL;
 }
@@ -92,6 +93,33 @@ static bool all_zero(const void *buf, size_t len)
 		if (w[i])
 			return false;
 	return true;
+}
+
+/* Mark [start, end) pending (a set: one count per page). */
+static void set_pending(struct gmem *g, uint64_t start, uint64_t end)
+{
+	uint64_t p = start, e;
+	bool in;
+
+	while (p < end) {
+		e = gmem_extents_run(&g->pending, p, end, &in);
+		if (!in && gmem_extents_add(&g->pending, p, e))
+			return;
+		p = e;
+	}
+}
+
+static void clear_pending(struct gmem *g, uint64_t start, uint64_t end)
+{
+	uint64_t p = start, e;
+	bool in;
+
+	while (g->pending.nr && p < end) {
+		e = gmem_extents_run(&g->pending, p, end, &in);
+		if (in && gmem_extents_sub(&g->pending, p, e))
+			return;
+		p = e;
+	}
 }
 
 /* Re-home one parked page with its snapshot's contents. */
@@ -231,22 +259,29 @@ static void keep_pages(struct gmem *g, uint64_t q, void **bufs, uint64_t n)
 }
 
 /*
- * Re-home every allocated page of [start, end) that is shared now, in
- * chunks: read, punch, write back.  A page whose write-back fails is
- * kept as a DETACHED snapshot, one that cannot be detached (THP) as a
- * BUSY one: no contents are ever lost.  Fails (before punching that
- * chunk) only when memory for a chunk's copies is short.
+ * Re-home every allocated page of [start, end) that is shared now (or,
+ * with any_state, every one), in chunks: read, punch, write back.  A page
+ * whose write-back fails is kept as a DETACHED snapshot, one that cannot
+ * be detached (THP) as a BUSY one: no contents are ever lost.
+ *
+ * Fails only before its first punch (memory for a chunk's copies, or a
+ * system call failing): nothing moved, the caller can still undo.  Once
+ * a page was punched the conversion must go on (a DETACHED page must not
+ * become shared), so a later failure puts the rest in g->pending: those
+ * pages are re-homed, from the file, before their first private use.
  */
-static int rehome_now(struct gmem *g, uint64_t start, uint64_t end)
+static int rehome_range(struct gmem *g, uint64_t start, uint64_t end,
+			bool any_state)
 {
 	void *buf[CHUNK];
 	uint64_t p = start, rs, re, run, n;
+	bool punched = false;
 	unsigned int cur;
 	int ret = 0;
 
 	while (p < end && !ret) {
 		run = gmem_state_run(&g->state, p, end, &cur);
-		if (cur) {		/* private already: not changing */
+		if (cur && !any_state) {	/* private: not changing */
 			p = run;
 			continue;
 		}
@@ -275,12 +310,43 @@ static int rehome_now(struct gmem *g, uint64_t start, uint64_t end)
 		if (ret) {
 			for (uint64_t i = 0; i < n; i++)
 				gmem_park_buf_free(&g->park, buf[i]);
+			p = rs;
 			break;
 		}
+		punched = true;
 		keep_pages(g, rs, buf, n);
 		p = rs + n;
 	}
-	return ret;
+	if (!ret || !punched)
+		return ret;
+	/* Best effort: if even this fails, the rest stays as it is. */
+	set_pending(g, p, end);
+	return 0;
+}
+
+static int rehome_now(struct gmem *g, uint64_t start, uint64_t end)
+{
+	return rehome_range(g, start, end, false);
+}
+
+/* Re-home the pending pages of [start, end), whatever their state. */
+static int rehome_pending(struct gmem *g, uint64_t start, uint64_t end)
+{
+	uint64_t p = start, e;
+	bool in;
+	int ret;
+
+	while (g->pending.nr && p < end) {
+		e = gmem_extents_run(&g->pending, p, end, &in);
+		if (in) {
+			ret = rehome_range(g, p, e, true);
+			if (ret)
+				return ret;
+			clear_pending(g, p, e);
+		}
+		p = e;
+	}
+	return 0;
 }
 
 /* Before the views guard [start, end): room for what will be parked. */
@@ -375,6 +441,7 @@ void gmem_rehome_forget(struct gmem *g, uint64_t start, uint64_t end)
 	struct gmem_park_slot *s;
 	size_t i = 0;
 
+	clear_pending(g, start, end);
 	if (!g->park.nr)
 		return;
 	if (end - start <= 8) {
@@ -385,6 +452,12 @@ void gmem_rehome_forget(struct gmem *g, uint64_t start, uint64_t end)
 	}
 	while ((s = gmem_park_next(&g->park, start, end, &i)))
 		gmem_park_drop(&g->park, s);
+}
+
+void gmem_rehome_undo(struct gmem *g, uint64_t start, uint64_t end)
+{
+	/* A failed to-private punched nothing: every slot is a snapshot. */
+	gmem_rehome_forget(g, start, end);
 }
 
 void gmem_rehome_to_shared_done(struct gmem *g, uint64_t start, uint64_t end)
@@ -414,6 +487,11 @@ int gmem_rehome_private_use(struct gmem *g, uint64_t start, uint64_t end,
 	size_t i = 0;
 	int ret;
 
+	ret = rehome_pending(g, start, end);
+	if (ret) {
+		*bad = start;
+		return ret;
+	}
 	if (!g->park.nr)
 		return 0;
 	if (end - start <= 8) {
@@ -445,6 +523,9 @@ int gmem_rehome_retry(struct gmem *g)
 	size_t i = 0;
 	int ret = 0;
 
+	/* KVM's guest needs no call to use a page: re-home at once. */
+	if (g->b.kind == GMEM_BACKING_KVM && g->pending.nr)
+		rehome_pending(g, 0, g->npages);
 	if (!g->park.nr_detached)
 		return 0;
 	while ((s = gmem_park_next(&g->park, 0, g->npages, &i))) {

@@ -320,8 +320,10 @@ static int vma_unprepare(struct gmem *g, struct gmem_view *v, uint64_t a,
 			 uint64_t b, bool show)
 {
 	(void)show;
-	if (!exact(g, v, a, b))
-		map_uncarve(addr_of(g, v, a), (size_t)off_of(g, b - a));
+	/* Go on after a failure: the caller recounts the VMAs. */
+	if (!exact(g, v, a, b) &&
+	    map_uncarve(addr_of(g, v, a), (size_t)off_of(g, b - a)))
+		v->tx_recount = true;
 	return 0;
 }
 
@@ -393,6 +395,7 @@ static int prepare(struct gmem *g, struct gmem_view *v,
 	v->tx_delta = 0;
 	v->tx = TX_NONE;
 	v->tx_stop = 0;
+	v->tx_err = 0;
 	if (v->mode == GMEM_VIEW_REVOKED || !change_span(g, v, ch, &lo, &hi))
 		return 0;
 	ret = gmem_view_policy(g, v, ch, lo, hi);
@@ -411,8 +414,12 @@ static int prepare(struct gmem *g, struct gmem_view *v,
 	}
 	if (v->mode == GMEM_VIEW_VMA) {
 		ret = walk(g, v, ch, lo, hi, vma_prepare, &stop);
-		if (ret)
+		if (ret) {
+			v->tx_recount = false;
 			walk(g, v, ch, lo, stop, vma_unprepare, NULL);
+			/* The failed carve may have split a VMA in part. */
+			gmem_view_recount(g, v);
+		}
 	} else {
 		ret = walk(g, v, ch, lo, hi, uffd_prepare, NULL);
 	}
@@ -429,8 +436,11 @@ static void unprepare(struct gmem *g, struct gmem_view *v,
 	if (v->tx != TX_PREPARED)
 		return;
 	v->tx = TX_NONE;
+	v->tx_recount = false;
 	if (v->mode == GMEM_VIEW_VMA && change_span(g, v, ch, &lo, &hi))
 		walk(g, v, ch, lo, hi, vma_unprepare, NULL);
+	if (v->tx_recount)
+		gmem_view_recount(g, v);	/* a carve stayed */
 }
 
 static int commit(struct gmem *g, struct gmem_view *v,
@@ -446,6 +456,7 @@ static int commit(struct gmem *g, struct gmem_view *v,
 		   uffd_set, &v->tx_stop);
 	/* Even a failed commit may have changed [lo, tx_stop). */
 	v->tx = TX_COMMITTED;
+	v->tx_err = ret;
 	return ret;
 }
 
@@ -467,7 +478,9 @@ static int undo(struct gmem *g, struct gmem_view *v,
 		return 0;
 	if (v->tx_stop < hi)
 		hi = v->tx_stop;
-	ret = walk(g, v, ch, lo, hi, v->mode == GMEM_VIEW_VMA ? vma_undo :
+	/* The run that failed left a gap in the view: no way back. */
+	ret = v->tx_err == -ENOTRECOVERABLE ? v->tx_err :
+	      walk(g, v, ch, lo, hi, v->mode == GMEM_VIEW_VMA ? vma_undo :
 		   uffd_undo, NULL);
 	if (ret) {
 		gmem_view_revoke(g, v);
@@ -477,6 +490,26 @@ static int undo(struct gmem *g, struct gmem_view *v,
 	}
 	v->tx = TX_NONE;
 	return ret;
+}
+
+/*
+ * After a failure part way (an undo that could not merge VMAs back, a
+ * carve left behind): count v's VMAs from the kernel's list, so that the
+ * budget stays exact.  Rare, so reading /proc/self/maps is fine.
+ */
+void gmem_view_recount(struct gmem *g, struct gmem_view *v)
+{
+	uint64_t n;
+
+	v->need_recount = false;
+	if (v->unmapped)
+		return;
+	if (map_count(v->addr, v->len, &n)) {
+		v->need_recount = true;	/* try again later (gmem_stat()) */
+		return;
+	}
+	gmem_vmas_account(g, (int64_t)n - (int64_t)v->vmas);
+	v->vmas = n;
 }
 
 /* A view whose change took effect: its VMAs into the count. */
@@ -496,7 +529,7 @@ void gmem_view_revoke(struct gmem *g, struct gmem_view *v)
 	if (v->mode == GMEM_VIEW_REVOKED)
 		return;
 	if (gmem_backing_hole_at(&g->b, v->addr, v->first, v->npages,
-				 PROT_NONE)) {
+				 v->prot)) {
 		/* Not even a hole: take the whole view away. */
 		map_unmap(v->addr, v->len);
 		v->unmapped = true;
@@ -520,7 +553,8 @@ int gmem_view_apply(struct gmem *g, struct gmem_view *v,
 		ret = post(g, arg);
 	if (ret) {
 		undo(g, v, ch);
-		return ret;
+		/* The view was revoked: to the caller, memory ran out. */
+		return ret == -ENOTRECOVERABLE ? -ENOMEM : ret;
 	}
 	done(g, v);
 	return 0;
@@ -547,7 +581,8 @@ int gmem_views_apply(struct gmem *g, const struct gmem_change *ch,
 		else
 			done(g, v);
 	}
-	return ret;
+	/* A view was revoked: to the caller, memory ran out. */
+	return ret == -ENOTRECOVERABLE ? -ENOMEM : ret;
 }
 
 /* ---- creation --------------------------------------------------------- */

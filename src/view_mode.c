@@ -170,8 +170,13 @@ static int fill_hole(struct gmem *g, struct gmem_view *v, uint64_t a,
 	size_t len = (size_t)off_of(g, b - a);
 	int ret = gmem_backing_map_at(&g->b, addr, a, b - a, PROT_NONE);
 
-	if (ret)
-		return ret;	/* still a hole */
+	if (ret == -ENOTRECOVERABLE)
+		return -EIO;	/* a gap: the caller revokes the view */
+	if (ret) {
+		/* Still a hole, PROT_NONE if the mmap() went through. */
+		return gmem_backing_hole_at(&g->b, addr, a, b - a, v->prot) ?
+		       -EIO : ret;
+	}
 	ret = sys_uffd_register(g->uffd, addr, len);
 	if (!ret)
 		ret = map_protect(addr, len, v->prot);
