@@ -28,7 +28,7 @@
 
 #define THP_SYSFS	"/sys/kernel/mm/transparent_hugepage/shmem_enabled"
 #define SEALS		(F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL)
-#define KVM_CHUNK	(1ULL << 18)	/* pages per mincore() call */
+#define KVM_CHUNK	4096		/* pages per mincore() call */
 
 int gmem_backing_advice(const struct gmem_backing *b)
 {
@@ -307,16 +307,14 @@ int gmem_backing_punch(struct gmem_backing *b, uint64_t start, uint64_t end)
 static int kvm_next_data(struct gmem_backing *b, uint64_t start, uint64_t end,
 			 uint64_t *rs, uint64_t *re)
 {
-	unsigned char *vec;
+	/* On the stack: no malloc() (an mmap() at the VMA limit). */
+	unsigned char vec[KVM_CHUNK];
 	uint64_t p = start;
 	int ret = gmem_backing_window(b);
 
 	*rs = *re = end;
 	if (ret)
 		return ret;
-	vec = malloc(KVM_CHUNK);
-	if (!vec)
-		return -ENOMEM;
 	while (p < end) {
 		uint64_t n = end - p < KVM_CHUNK ? end - p : KVM_CHUNK;
 
@@ -337,7 +335,6 @@ static int kvm_next_data(struct gmem_backing *b, uint64_t start, uint64_t end,
 		p += n;
 	}
 out:
-	free(vec);
 	return ret;
 }
 

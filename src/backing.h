@@ -107,7 +107,7 @@ int gmem_backing_map_new(struct gmem_backing *b, uint64_t first, size_t len,
 int gmem_backing_hole_at(struct gmem_backing *b, void *addr, uint64_t first,
 			 uint64_t npages, int prot);
 
-/* The window, made on first use. */
+/* The window: made by gmem_create(); returns 0 once it exists. */
 int gmem_backing_window(struct gmem_backing *b);
 
 /* Allocate pages [start, end) (zero-filled where they were holes). */

@@ -83,6 +83,14 @@ GMEM_EXPORT int gmem_create(const struct gmem_create_args *args,
 	ret = gmem_backing_create(&g->b, &ba);
 	if (ret)
 		goto err_state;
+	/*
+	 * The window now, not on first use: allocation, re-homing and the
+	 * guest side need it, and later the process may have no VMA left
+	 * to make it with (test_budget.c).
+	 */
+	ret = gmem_backing_window(&g->b);
+	if (ret)
+		goto err_backing;
 	if (g->hugetlb) {
 		g->region_exposed = calloc(g->b.nr_regions, 1);
 		if (!g->region_exposed) {

@@ -29,7 +29,48 @@
 static pthread_rwlock_t fork_guard;
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 static int fork_init_err;
-static int zap_advice = MADV_DONTNEED_LOCKED;
+static int zap_advice = MADV_DONTNEED_LOCKED;	/* benign race: idempotent */
+
+/*
+ * The spare: one VMA libgmem holds so that an exact replacement (which
+ * needs no new VMA, but an mmap() all the same) still succeeds once the
+ * rest of the process has used every VMA: Linux refuses any mmap() when
+ * the count is past vm.max_map_count, even one that replaces a mapping
+ * exactly.  Freed for the length of one mmap() and taken back after.  A
+ * shared anonymous mapping (an inode of its own) never merges with a
+ * neighbour, so freeing it frees a whole VMA.
+ */
+static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
+static void *spare;
+
+static void spare_put(void)
+{
+	void *p;
+
+	if (!spare && !sys_mmap(NULL, (size_t)getpagesize(), PROT_NONE,
+				MAP_SHARED | MAP_ANONYMOUS, -1, 0, &p))
+		spare = p;
+}
+
+/* mmap() that may use the spare VMA when the process has none left. */
+static int mmap_spare(void *addr, size_t len, int prot, int flags, int fd,
+		      uint64_t off)
+{
+	void *p;
+	int ret = sys_mmap(addr, len, prot, flags, fd, off, &p);
+
+	if (ret != -ENOMEM)
+		return ret;
+	pthread_mutex_lock(&spare_lock);
+	if (spare) {
+		sys_munmap(spare, (size_t)getpagesize());
+		spare = NULL;
+		ret = sys_mmap(addr, len, prot, flags, fd, off, &p);
+		spare_put();
+	}
+	pthread_mutex_unlock(&spare_lock);
+	return ret;
+}
 
 static void fork_prepare(void)
 {
@@ -57,6 +98,7 @@ static void fork_setup(void)
 {
 	fork_child();
 	fork_init_err = -pthread_atfork(fork_prepare, fork_parent, fork_child);
+	spare_put();
 }
 
 int map_init(void)
@@ -95,6 +137,19 @@ int map_reserve(size_t len, unsigned int align_shift, uint64_t off,
 	return 0;
 }
 
+/*
+ * madvise() that changes a VMA's flags, and so may split it: the kernel
+ * reports a split it had no room for as EAGAIN ("temporarily
+ * unavailable"), which to libgmem's callers is -ENOMEM (out of VMAs);
+ * -EAGAIN means a pinned page to them.
+ */
+static int flags_advise(void *addr, size_t len, int advice)
+{
+	int ret = sys_madvise(addr, len, advice);
+
+	return ret == -EAGAIN ? -ENOMEM : ret;
+}
+
 static int advice_of(int advice)
 {
 	return advice == MAP_ADV_HUGE ? MADV_HUGEPAGE : MADV_NOHUGEPAGE;
@@ -103,21 +158,20 @@ static int advice_of(int advice)
 int map_fd_at(void *addr, size_t len, int prot, int fd, uint64_t off,
 	      int advice, int hole_fd, uint64_t hole_off)
 {
-	void *p;
 	int ret;
 
 	ret = map_init();
 	if (ret)
 		return ret;
 	pthread_rwlock_rdlock(&fork_guard);
-	ret = sys_mmap(addr, len, prot, MAP_SHARED | MAP_FIXED, fd, off, &p);
+	ret = mmap_spare(addr, len, prot, MAP_SHARED | MAP_FIXED, fd, off);
 	if (ret) {
 		pthread_rwlock_unlock(&fork_guard);
 		return ret;	/* MAP_FIXED failed: the old mapping stays */
 	}
-	ret = sys_madvise(addr, len, MADV_DONTFORK);
+	ret = flags_advise(addr, len, MADV_DONTFORK);
 	if (!ret && advice != MAP_ADV_NONE)
-		ret = sys_madvise(addr, len, advice_of(advice));
+		ret = flags_advise(addr, len, advice_of(advice));
 	/* A hole with the mapping's protection: SIGBUS, as a hole must. */
 	if (ret && (hole_fd < 0 ||
 		    map_hole_at(addr, len, prot, hole_fd, hole_off))) {
@@ -131,20 +185,18 @@ int map_fd_at(void *addr, size_t len, int prot, int fd, uint64_t off,
 
 int map_hole_at(void *addr, size_t len, int prot, int hole_fd, uint64_t off)
 {
-	void *p;
-
-	return sys_mmap(addr, len, prot, MAP_SHARED | MAP_FIXED, hole_fd, off,
-			&p);
+	return mmap_spare(addr, len, prot, MAP_SHARED | MAP_FIXED, hole_fd,
+			  off);
 }
 
 int map_carve(void *addr, size_t len)
 {
-	return sys_madvise(addr, len, MADV_RANDOM);
+	return flags_advise(addr, len, MADV_RANDOM);
 }
 
 int map_uncarve(void *addr, size_t len)
 {
-	return sys_madvise(addr, len, MADV_NORMAL);
+	return flags_advise(addr, len, MADV_NORMAL);
 }
 
 int map_zap(void *addr, size_t len)
@@ -167,7 +219,7 @@ int map_protect(void *addr, size_t len, int prot)
 
 int map_advise(void *addr, size_t len, int advice)
 {
-	return sys_madvise(addr, len, advice);
+	return flags_advise(addr, len, advice);
 }
 
 int map_unmap(void *addr, size_t len)

@@ -420,9 +420,18 @@ static int prepare(struct gmem *g, struct gmem_view *v,
 			/* The failed carve may have split a VMA in part. */
 			gmem_view_recount(g, v);
 		}
-	} else {
-		ret = walk(g, v, ch, lo, hi, uffd_prepare, NULL);
+		/*
+		 * The process is out of VMAs (the rest of the VMM used
+		 * them): a view userfaultfd can guard switches in place,
+		 * which needs none, and the change goes on there.
+		 */
+		if (ret == -ENOMEM && !gmem_view_to_uffd(g, v)) {
+			v->tx_delta = 0;
+			ret = 0;
+		}
 	}
+	if (v->mode == GMEM_VIEW_UFFD && !ret)
+		ret = walk(g, v, ch, lo, hi, uffd_prepare, NULL);
 	if (!ret)
 		v->tx = TX_PREPARED;
 	return ret;
