@@ -9,6 +9,10 @@
  * frees it, of part of one zeroes that part.
  * 1 GiB (hugetlb): views show a region only while all of it is shared;
  * contents survive; the pool's shortage fails at create.
+ * Kernel references taken while shared (issue 10): a referenced THP
+ * folio holds a private use back (-EAGAIN) until the reference goes; a
+ * hugetlb region that was shown gets a fresh page (a spare in the pool)
+ * when it goes mixed, and regions shown again are never inherited.
  *
  * The machine's settings are set up when root and put back afterwards
  * (shmem_enabled, the 1 GiB pool); otherwise the tests skip and say why.
@@ -418,4 +422,153 @@ TEST(gig_pool_short_fails_at_create)
 	write_knob(POOL_1G, saved);
 	ASSERT_EQ(ret, -ENOMEM);
 	ASSERT_NULL(g);
+}
+
+/* ---- kernel references taken while shared (issue 10, class 1) --------- */
+
+#include <fcntl.h>
+#include <sys/uio.h>
+
+static void hand_to_pipe(int fd, void *addr, size_t len)
+{
+	struct iovec iov = { .iov_base = addr, .iov_len = len };
+
+	fcntl(fd, F_SETPIPE_SZ, 1 << 20);
+	ASSERT_EQ(vmsplice(fd, &iov, 1, 0), (ssize_t)len);
+}
+
+static size_t count_of(const char *buf, size_t len, char c)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++)
+		n += buf[i] == c;
+	return n;
+}
+
+/*
+ * A page of a 2 MiB folio the kernel holds cannot be taken out of the
+ * file on its own: its private use fails -EAGAIN, as the kernel's
+ * conversion would, until the reference is gone; the old reference
+ * never sees what the guest writes after.
+ */
+TEST_F(thp, referenced_folio_holds_private_use_back)
+{
+	const uint64_t region = 60 * MiB, p = region + 9 * ps;
+	struct gmem_binding *b;
+	struct gmem_pfn pfn;
+	char *buf = malloc(ps);
+	int fds[2];
+
+	ASSERT_NONNULL(buf);
+	ASSERT_EQ(pipe(fds), 0);
+	ASSERT_EQ(gmem_bind(self->g, 0, THP_SIZE, &ops, NULL, &b), 0);
+	/* Another page of the same folio, in a pipe. */
+	hand_to_pipe(fds[1], self->v + region + 100 * ps, ps);
+	ASSERT_EQ(convert(self->g, p, ps, 1), 0);
+	ASSERT_EQ(gmem_get_pfn(b, p / ps, GMEM_ACCESS_PRIVATE, &pfn), -EAGAIN);
+	ASSERT_GE(stats(self->g).rehome_busy, 1);
+	ASSERT_EQ(read(fds[0], buf, ps), (ssize_t)ps);	/* reference gone */
+	ASSERT_EQ(gmem_get_pfn(b, p / ps, GMEM_ACCESS_PRIVATE, &pfn), 0);
+	ASSERT_EQ(((char *)pfn.addr)[0], (char)(p / ps));	/* contents */
+	memset(pfn.addr, 'X', ps);
+	ASSERT_EQ(gmem_put_pfn(b, p / ps, GMEM_ACCESS_PRIVATE), 0);
+	ASSERT_EQ(gmem_unbind(b), 0);
+	close(fds[0]);
+	close(fds[1]);
+	free(buf);
+}
+
+/* The page itself in a pipe: the same, and the pipe keeps old data. */
+TEST_F(thp, referenced_page_never_sees_private_data)
+{
+	const uint64_t p = 70 * MiB + 3 * ps;
+	struct gmem_binding *b;
+	struct gmem_pfn pfn;
+	char *buf = malloc(ps);
+	int fds[2];
+
+	ASSERT_NONNULL(buf);
+	ASSERT_EQ(pipe(fds), 0);
+	ASSERT_EQ(gmem_bind(self->g, 0, THP_SIZE, &ops, NULL, &b), 0);
+	memset(self->v + p, 'S', ps);
+	hand_to_pipe(fds[1], self->v + p, ps);
+	ASSERT_EQ(convert(self->g, p, ps, 1), 0);
+	ASSERT_EQ(gmem_get_pfn(b, p / ps, GMEM_ACCESS_PRIVATE, &pfn), -EAGAIN);
+	ASSERT_EQ(read(fds[0], buf, ps), (ssize_t)ps);
+	ASSERT_EQ(count_of(buf, ps, 'S'), ps);
+	ASSERT_EQ(gmem_get_pfn(b, p / ps, GMEM_ACCESS_PRIVATE, &pfn), 0);
+	memset(pfn.addr, 'X', ps);
+	ASSERT_EQ(gmem_put_pfn(b, p / ps, GMEM_ACCESS_PRIVATE), 0);
+	ASSERT_EQ(gmem_unbind(b), 0);
+	close(fds[0]);
+	close(fds[1]);
+	free(buf);
+}
+
+/* A region that was shown gets a fresh 1 GiB page when it goes mixed. */
+TEST_F(gig, shown_region_is_rehomed)
+{
+	struct gmem_binding *b;
+	struct gmem_pfn pfn;
+	char *buf = malloc(ps);
+	int fds[2];
+
+	ASSERT_NONNULL(buf);
+	ASSERT_EQ(pipe(fds), 0);
+	ASSERT_EQ(convert(self->g, 0, GiB, 0), 0);
+	memset(self->v + 9 * ps, 'S', ps);
+	hand_to_pipe(fds[1], self->v + 9 * ps, ps);
+	ASSERT_EQ(convert(self->g, 9 * ps, ps, 1), 0);
+	ASSERT_EQ(gmem_bind(self->g, 0, GiB, &ops, NULL, &b), 0);
+	ASSERT_EQ(gmem_get_pfn(b, 9, GMEM_ACCESS_PRIVATE, &pfn), 0);
+	ASSERT_EQ(((char *)pfn.addr)[0], 'S');
+	memset(pfn.addr, 'X', ps);
+	ASSERT_EQ(gmem_put_pfn(b, 9, GMEM_ACCESS_PRIVATE), 0);
+	ASSERT_EQ(read(fds[0], buf, ps), (ssize_t)ps);
+	ASSERT_EQ(count_of(buf, ps, 'X'), 0);
+	ASSERT_GE(stats(self->g).rehomed, 1);
+	ASSERT_EQ(gmem_unbind(b), 0);
+	close(fds[0]);
+	close(fds[1]);
+	free(buf);
+}
+
+/* Without a free page in the pool that conversion fails, changing nothing. */
+TEST_F(gig, rehome_needs_a_spare_page)
+{
+	ASSERT_EQ(convert(self->g, 0, GiB, 0), 0);
+	self->v[5 * ps] = 'k';
+	/* Take the spare away. */
+	ASSERT_EQ(write_knob(POOL_1G, "1"), 0);
+	ASSERT_EQ(convert(self->g, 7 * ps, ps, 1), -ENOMEM);
+	ASSERT_EQ(self->v[5 * ps], 'k');	/* still shown, intact */
+	ASSERT_EQ(self->v[7 * ps], 0);
+	ASSERT_EQ(write_knob(POOL_1G, "2"), 0);
+	ASSERT_EQ(convert(self->g, 7 * ps, ps, 1), 0);
+}
+
+/* Regions mapped again after they were hidden are DONTFORK too. */
+TEST_F(gig, no_region_is_inherited)
+{
+	pid_t pid;
+	int st;
+
+	ASSERT_EQ(convert(self->g, 0, GiB, 0), 0);
+	ASSERT_EQ(convert(self->g, 3 * ps, ps, 1), 0);
+	ASSERT_EQ(convert(self->g, 3 * ps, ps, 0), 0);	/* shown again */
+	self->v[0] = 'p';
+	pid = fork();
+	if (pid == 0) {
+		char line[512];
+		FILE *f = fopen("/proc/self/maps", "re");
+		int found = 0;
+
+		while (f && fgets(line, sizeof(line), f))
+			found |= strstr(line, "gmem-1g") != NULL;
+		_exit(found);
+	}
+	ASSERT_GT(pid, 0);
+	ASSERT_EQ(waitpid(pid, &st, 0), pid);
+	ASSERT_EQ(WIFEXITED(st) ? WEXITSTATUS(st) : 99, 0);
 }
