@@ -29,6 +29,9 @@
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE	23
 #endif
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE		25
+#endif
 
 /* Drop b's references: its pins leave g->pins too. */
 static int drop_refs(struct gmem *g, struct gmem_binding *b)
@@ -160,6 +163,8 @@ GMEM_EXPORT int gmem_get_pfn(struct gmem_binding *b, uint64_t index,
 	}
 	order = gmem_huge_order(g, page, access);
 	if (access == GMEM_ACCESS_PRIVATE) {
+		uint64_t rehomed = g->rehomed;
+
 		/* Its first private use: out of old references' reach. */
 		ret = gmem_rehome_private_use(g, page, page + 1, &bad);
 		if (ret)
@@ -168,6 +173,10 @@ GMEM_EXPORT int gmem_get_pfn(struct gmem_binding *b, uint64_t index,
 		if (order && gmem_rehome_private_use(g, first, first +
 						     (1ULL << order), &bad))
 			order = 0;	/* the huge page is not whole */
+		/* Re-homing split the folio: make it huge again. */
+		if (order && g->rehomed != rehomed)
+			sys_madvise(g->b.window + off_of(g, first),
+				    off_of(g, 1ULL << order), MADV_COLLAPSE);
 	}
 	ret = gmem_backing_window(&g->b);
 	if (ret)

@@ -91,6 +91,7 @@ void gmem_huge_before(struct gmem *g, uint64_t start, uint64_t end)
 
 	if (!g->huge_shift)
 		return;
+	g->rehomed_before = g->rehomed;
 	rp = region_pages(g);
 	lo = (start + rp - 1) & ~(rp - 1);	/* first whole region */
 	hi = end & ~(rp - 1);			/* end of the last one */
@@ -130,8 +131,22 @@ void gmem_huge_after(struct gmem *g, uint64_t start, uint64_t end,
 		account_edge(g, first, g->edge_mixed[0]);
 	if (last != first && end - last < rp)
 		account_edge(g, last, g->edge_mixed[1]);
-	if (val || g->hugetlb)
+	if (g->hugetlb)
 		return;
+	if (val) {
+		/*
+		 * Re-homing a page of a 2 MiB folio split it: give the
+		 * guest side its huge page back once the region is all
+		 * private (best effort, a copy of 2 MiB in the kernel).
+		 */
+		if (g->rehomed == g->rehomed_before)
+			return;
+		for (r = first; r < end; r += rp)
+			if (region_uniform(g, r, 1) && !region_poisoned(g, r))
+				sys_madvise(g->b.window + off_of(g, r),
+					    off_of(g, rp), MADV_COLLAPSE);
+		return;
+	}
 	for (r = first; r < end; r += rp) {
 		if (!region_uniform(g, r, 0) || region_poisoned(g, r))
 			continue;

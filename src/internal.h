@@ -162,6 +162,7 @@ struct gmem {
 	uint64_t splits;		/* huge regions that went mixed */
 	uint64_t merges;		/* huge regions that went uniform */
 	uint64_t mixed_before;		/* during a conversion (huge.c) */
+	uint64_t rehomed_before;
 	bool edge_mixed[2];
 };
 

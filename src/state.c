@@ -300,11 +300,17 @@ unsigned int gmem_state_get(struct gmem_state *s, uint64_t page)
 	return leaf_bit(to_leaf(e), (unsigned int)(page & (LEAF_PAGES - 1)));
 }
 
-/* First bit >= from in leaf l that differs from val, or LEAF_PAGES. */
+/*
+ * First bit >= from in leaf l that differs from val, or LEAF_PAGES; the
+ * search may stop at `to` (returning a bit >= to): callers that only
+ * need the run up to a limit do not pay for the whole leaf.
+ */
 static unsigned int leaf_find_other(const struct leaf *l, unsigned int from,
-				    unsigned int val)
+				    unsigned int val, unsigned int to)
 {
-	for (unsigned int i = from / 64; i < LEAF_WORDS; i++) {
+	unsigned int last = to >= LEAF_PAGES ? LEAF_WORDS : (to + 63) / 64;
+
+	for (unsigned int i = from / 64; i < last; i++) {
 		uint64_t x = val ? ~l->w[i] : l->w[i];
 
 		if (i == from / 64)
@@ -312,7 +318,7 @@ static unsigned int leaf_find_other(const struct leaf *l, unsigned int from,
 		if (x)
 			return i * 64 + (unsigned int)__builtin_ctzll(x);
 	}
-	return LEAF_PAGES;
+	return last == LEAF_WORDS ? LEAF_PAGES : last * 64;
 }
 
 /* First page in [page, limit) whose bit differs from val, or limit. */
@@ -336,13 +342,16 @@ static uint64_t bits_find_other(const uint64_t *bits, uint64_t page,
 uint64_t gmem_state_run(struct gmem_state *s, uint64_t page, uint64_t limit,
 			unsigned int *val)
 {
-	unsigned int v = gmem_state_get(s, page);
 	uint64_t pos = page;
+	unsigned int v;
+	bool first = true;
 
-	*val = v;
-	if (s->dense)
+	if (s->dense) {
+		v = bit_of(s->dense, page);
+		*val = v;
 		return bits_find_other(s->dense, page, limit, v);
-	while (pos < limit) {
+	}
+	for (;;) {
 		struct lookup lk;
 		uint64_t base;
 		uintptr_t e;
@@ -350,17 +359,29 @@ uint64_t gmem_state_run(struct gmem_state *s, uint64_t page, uint64_t limit,
 		lookup(s, pos, &lk);
 		e = *lk.slot;
 		base = pos & ~(span(lk.level) - 1);
+		if (first) {	/* the value, from the same descent */
+			v = is_uniform(e) ? uniform_val(e) :
+			    leaf_bit(to_leaf(e),
+				     (unsigned int)(pos & (LEAF_PAGES - 1)));
+			*val = v;
+			first = false;
+		}
 		if (is_uniform(e)) {
 			if (uniform_val(e) != v)
 				break;
 			pos = base + span(lk.level);
-			continue;
-		}
-		unsigned int bit = leaf_find_other(to_leaf(e),
-						   (unsigned int)(pos - base), v);
+		} else {
+			uint64_t to = limit - base;
+			unsigned int bit = leaf_find_other(to_leaf(e),
+					(unsigned int)(pos - base), v,
+					to < LEAF_PAGES ? (unsigned int)to :
+					LEAF_PAGES);
 
-		pos = base + bit;
-		if (bit < LEAF_PAGES)
+			pos = base + bit;
+			if (bit < LEAF_PAGES)
+				break;
+		}
+		if (pos >= limit)
 			break;
 	}
 	return pos < limit ? pos : limit;
@@ -705,12 +726,18 @@ static void to_tree(struct gmem_state *s)
 #define TREE_AT			32
 #define DENSE_MIN_BYTES		65536U
 
+static void spares_trim(struct gmem_state *s, unsigned int nodes,
+			unsigned int leaves)
+{
+	while (s->nr_spare_nodes > nodes)
+		free(spare_pop(&s->spare_nodes, &s->nr_spare_nodes));
+	while (s->nr_spare_leaves > leaves)
+		free(spare_pop(&s->spare_leaves, &s->nr_spare_leaves));
+}
+
 static void spares_free(struct gmem_state *s)
 {
-	while (s->nr_spare_nodes)
-		free(spare_pop(&s->spare_nodes, &s->nr_spare_nodes));
-	while (s->nr_spare_leaves)
-		free(spare_pop(&s->spare_leaves, &s->nr_spare_leaves));
+	spares_trim(s, 0, 0);
 }
 
 static void pick_form(struct gmem_state *s)
@@ -721,8 +748,13 @@ static void pick_form(struct gmem_state *s)
 	else if (s->dense && (s->nr_ranges - 1) * sizeof(struct leaf) *
 		 TREE_AT < dense_bytes(s))
 		to_tree(s);
+	/*
+	 * A uniform file keeps one path's worth of spares (a few KiB at
+	 * most), so that flipping one page back and forth, the DMA bounce
+	 * pattern, does not malloc() and free() a path every time.
+	 */
 	if (!s->dense && is_uniform(s->root))
-		spares_free(s);		/* a uniform file keeps nothing */
+		spares_trim(s, s->height + 1, 1);
 }
 
 /* set_fast() for the flat bitmap: boundaries from neighbouring bits. */

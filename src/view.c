@@ -386,6 +386,12 @@ static int64_t vma_delta(struct gmem *g, struct gmem_view *v,
 	       (int64_t)gmem_view_runs(g, v, NULL, s, e);
 }
 
+/* Does ch only ever hide pages (to private, poison, unpin)? */
+static bool hides_only(const struct gmem_change *ch)
+{
+	return ch->val != 0 && ch->poison != 0 && ch->pin != 1;
+}
+
 static int prepare(struct gmem *g, struct gmem_view *v,
 		   const struct gmem_change *ch)
 {
@@ -430,7 +436,8 @@ static int prepare(struct gmem *g, struct gmem_view *v,
 			ret = 0;
 		}
 	}
-	if (v->mode == GMEM_VIEW_UFFD && !ret)
+	/* A UFFD view prepares only pages it will show (allocation). */
+	if (v->mode == GMEM_VIEW_UFFD && !ret && !hides_only(ch))
 		ret = walk(g, v, ch, lo, hi, uffd_prepare, NULL);
 	if (!ret)
 		v->tx = TX_PREPARED;
