@@ -50,8 +50,10 @@ struct gmem_view {
 	enum gmem_view_mode mode;
 	bool pin;			/* the pin view: shows g->pin_shown */
 	bool internal;			/* not the caller's (the pin view) */
+	bool reg;			/* VMA mode hides by registering */
 	bool unmapped;			/* revoked and unmapped (view.c) */
 	bool need_recount;		/* its VMA count is not known */
+	bool carve_left;		/* a carve's flag may be left on it */
 	uint64_t vmas;			/* VMAs it holds, in the budget */
 	uint64_t settle_at;		/* view_mode.c: when to look again */
 	/* during gmem_views_apply() */

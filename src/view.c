@@ -322,19 +322,51 @@ static int vma_unprepare(struct gmem *g, struct gmem_view *v, uint64_t a,
 	(void)show;
 	/* Go on after a failure: the caller recounts the VMAs. */
 	if (!exact(g, v, a, b) &&
-	    map_uncarve(addr_of(g, v, a), (size_t)off_of(g, b - a)))
+	    map_uncarve(addr_of(g, v, a), (size_t)off_of(g, b - a))) {
 		v->tx_recount = true;
+		v->carve_left = true;
+	}
 	return 0;
 }
 
+/*
+ * Hide or show [a, b) of a VMA-mode view.  Registered views (v->reg)
+ * hide a run by registering it with userfaultfd and zapping its
+ * page-table entries, and show it by unregistering it: flag changes on
+ * the carved VMAs, no mmap(), so a later switch to UFFD mode is one
+ * registration of the whole view and never has a window.  Other views
+ * (guest_memfd, huge pages, no userfaultfd) put a hole over the run or
+ * map the backing back.
+ */
 static int vma_set(struct gmem *g, struct gmem_view *v, uint64_t a,
 		   uint64_t b, bool show)
 {
-	if (show)
-		return gmem_backing_map_at(&g->b, addr_of(g, v, a), a, b - a,
-					   v->prot);
-	return gmem_backing_hole_at(&g->b, addr_of(g, v, a), a, b - a,
-				    v->prot);
+	char *addr = addr_of(g, v, a);
+	size_t len = (size_t)off_of(g, b - a);
+	int ret;
+
+	if (!v->reg) {
+		if (show)
+			return gmem_backing_map_at(&g->b, addr, a, b - a,
+						   v->prot);
+		return gmem_backing_hole_at(&g->b, addr, a, b - a, v->prot);
+	}
+	if (show) {
+		ret = sys_uffd_unregister(g->uffd, addr, len);
+	} else {
+		ret = sys_uffd_register(g->uffd, addr, len);
+		if (!ret) {
+			ret = map_zap(addr, len);
+			/* Still shown: take the registration back, or the
+			 * run is half hidden and the view must be revoked. */
+			if (ret && sys_uffd_unregister(g->uffd, addr, len))
+				ret = -ENOTRECOVERABLE;
+		}
+	}
+	/* The carve's flag goes, so the run merges with its neighbours. */
+	if (!ret && !exact(g, v, a, b) && map_uncarve(addr, len))
+		v->carve_left = true;
+	return ret;
 }
 
 static int vma_undo(struct gmem *g, struct gmem_view *v, uint64_t a,
@@ -468,6 +500,7 @@ static int commit(struct gmem *g, struct gmem_view *v,
 
 	if (v->tx != TX_PREPARED || !change_span(g, v, ch, &lo, &hi))
 		return 0;
+	v->tx_recount = false;
 	ret = walk(g, v, ch, lo, hi, v->mode == GMEM_VIEW_VMA ? vma_set :
 		   uffd_set, &v->tx_stop);
 	/* Even a failed commit may have changed [lo, tx_stop). */
@@ -536,6 +569,11 @@ static void done(struct gmem *g, struct gmem_view *v)
 	v->tx = TX_NONE;
 	v->vmas += (uint64_t)v->tx_delta;
 	gmem_vmas_account(g, v->tx_delta);
+	/* A carve's flag stayed on some run: clear it all, merge, count. */
+	if (v->carve_left && !map_uncarve(v->addr, v->len))
+		v->carve_left = false;
+	if (v->tx_recount || v->carve_left)
+		gmem_view_recount(g, v);
 }
 
 void gmem_view_revoke(struct gmem *g, struct gmem_view *v)
@@ -603,6 +641,7 @@ int gmem_views_apply(struct gmem *g, const struct gmem_change *ch,
 
 /* ---- creation --------------------------------------------------------- */
 
+/* A new VMA-mode view: its hidden runs become holes or registrations. */
 static int hide_runs(struct gmem *g, struct gmem_view *v)
 {
 	uint64_t p = v->first, end = v->first + v->npages;
@@ -613,8 +652,14 @@ static int hide_runs(struct gmem *g, struct gmem_view *v)
 		uint64_t e = gmem_vis_run(g, v, NULL, p, end, &shown);
 
 		if (!shown && p < g->npages) {
-			ret = gmem_backing_hole_at(&g->b, addr_of(g, v, p), p,
-						   e - p, PROT_NONE);
+			char *a = addr_of(g, v, p);
+
+			if (e > g->npages)
+				e = g->npages;	/* the tail is a hole */
+			ret = v->reg ? sys_uffd_register(g->uffd, a,
+					(size_t)off_of(g, e - p)) :
+			      gmem_backing_hole_at(&g->b, a, p, e - p,
+						   PROT_NONE);
 			if (ret)
 				return ret;
 		}
@@ -665,11 +710,13 @@ int gmem_view_create(struct gmem *g, uint64_t offset, size_t len, int prot,
 	v->prot = prot;
 	v->pin = v->internal = pin;
 	v->mode = gmem_view_initial_mode(g, v);
+	/* Where userfaultfd can guard it, VMA mode registers hidden runs. */
+	v->reg = !gmem_uffd_usable(g, v);
 	if (v->mode == GMEM_VIEW_VMA) {
 		v->vmas = gmem_view_vmas(g, v);
 		if (gmem_vmas_total() + v->vmas > gmem_vma_budget()) {
 			ret = -ENOMEM;
-			if (gmem_uffd_usable(g, v) < 0)
+			if (!v->reg)
 				goto err_free;
 			v->mode = GMEM_VIEW_UFFD;
 		}

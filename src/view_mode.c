@@ -22,17 +22,18 @@
  *  - A UFFD view switches to VMA before a change would make it allocate
  *    more than 64 MiB of pages nobody touched, if the budget allows.
  *
- * Switches happen in place, with no window and no temporary mapping, so
- * they work even with every VMA of the process in use:
- *  VMA -> UFFD  allocate and prefault every shown page, register the
- *               whole view (holes too), then replace each hole by a
- *               PROT_NONE mapping of the file, register it and give it
- *               the view's protection: it merges into one VMA.  During
- *               the switch a hidden page raises SIGSEGV rather than
- *               SIGBUS; a shown page is never unmapped.
- *  UFFD -> VMA  put a hole over every hidden run (new VMAs: the only
- *               step that can fail, undone by the reverse), then
- *               unregister.
+ * Switches happen in place, with no window, no temporary mapping and no
+ * mmap() at all, so they work even with every VMA of the process in use.
+ * That is why a VMA-mode view of the memfd backend hides a run by
+ * registering it (view.c: the same SIGBUS as a hole), not with a hole:
+ *  VMA -> UFFD  allocate and prefault every shown page, then register
+ *               the whole view: the shown runs join the hidden ones and
+ *               the VMAs merge into one.  No page changes visibility.
+ *  UFFD -> VMA  unregister the shown runs (new VMAs: the only step that
+ *               can fail, undone by registering them again); their pages
+ *               stay mapped.
+ * Views with holes (guest_memfd, huge pages, no userfaultfd) never
+ * switch.
  *
  * Locking: g->lock held throughout (internal.h).
  */
@@ -162,90 +163,53 @@ static int prefault(struct gmem *g, struct gmem_view *v, uint64_t a,
 				      MADV_POPULATE_READ);
 }
 
-/* A hole becomes a registered mapping of the file, hidden pages absent. */
-static int fill_hole(struct gmem *g, struct gmem_view *v, uint64_t a,
-		     uint64_t b)
+static int unregister_run(struct gmem *g, struct gmem_view *v, uint64_t a,
+			  uint64_t b)
 {
-	char *addr = addr_of(g, v, a);
-	size_t len = (size_t)off_of(g, b - a);
-	int ret = gmem_backing_map_at(&g->b, addr, a, b - a, PROT_NONE);
+	int ret = sys_uffd_unregister(g->uffd, addr_of(g, v, a),
+				      (size_t)off_of(g, b - a));
 
-	if (ret == -ENOTRECOVERABLE)
-		return -EIO;	/* a gap: the caller revokes the view */
-	if (ret) {
-		/* Still a hole, PROT_NONE if the mmap() went through. */
-		return gmem_backing_hole_at(&g->b, addr, a, b - a, v->prot) ?
-		       -EIO : ret;
-	}
-	ret = sys_uffd_register(g->uffd, addr, len);
-	if (!ret)
-		ret = map_protect(addr, len, v->prot);
-	if (ret && gmem_backing_hole_at(&g->b, addr, a, b - a, v->prot))
-		return -EIO;	/* neither: the caller revokes the view */
-	return ret;
+	return ret == -EAGAIN ? -ENOMEM : ret;
 }
 
-static int make_hole(struct gmem *g, struct gmem_view *v, uint64_t a,
-		     uint64_t b)
+static int register_run(struct gmem *g, struct gmem_view *v, uint64_t a,
+			uint64_t b)
 {
-	return gmem_backing_hole_at(&g->b, addr_of(g, v, a), a, b - a,
-				    v->prot);
+	return sys_uffd_register(g->uffd, addr_of(g, v, a),
+				 (size_t)off_of(g, b - a));
 }
 
-/* Give [start, stop) of hidden runs back their holes (or fills). */
-static int rollback(struct gmem *g, struct gmem_view *v, uint64_t stop,
-		    int (*fn)(struct gmem *, struct gmem_view *, uint64_t,
-			      uint64_t))
-{
-	uint64_t p = v->first;
-	int ret = 0;
-
-	while (p < stop && !ret) {
-		bool shown;
-		uint64_t e = gmem_vis_run(g, v, NULL, p, stop, &shown);
-
-		if (!shown)
-			ret = fn(g, v, p, e);
-		p = e;
-	}
-	return ret;
-}
-
+/* Count the VMAs again (merges): exactly, from the kernel's list. */
 static void account_switch(struct gmem *g, struct gmem_view *v)
 {
-	uint64_t n = gmem_view_vmas(g, v);
-
-	gmem_vmas_account(g, (int64_t)n - (int64_t)v->vmas);
-	v->vmas = n;
+	v->need_recount = true;
+	gmem_view_recount(g, v);
 	g->mode_switches++;
 }
 
 int gmem_view_to_uffd(struct gmem *g, struct gmem_view *v)
 {
 	size_t len = (size_t)off_of(g, in_file(g, v));
-	uint64_t stop;
 	int ret;
 
 	if (v->mode != GMEM_VIEW_VMA)
 		return v->mode == GMEM_VIEW_UFFD ? 0 : -EINVAL;
-	ret = gmem_uffd_usable(g, v);
+	if (!v->reg)
+		return -EOPNOTSUPP;	/* holes: guest_memfd, huge pages */
+	ret = each_run(g, v, true, prefault, NULL);
 	if (ret)
 		return ret;
-	ret = each_run(g, v, true, prefault, NULL);
-	if (!ret && len)
+	/*
+	 * Every shown page has its page-table entry now: registering the
+	 * rest of the view (its hidden runs are registered already) keeps
+	 * them all reachable, and the VMAs merge into one.  A registration
+	 * that stops part way leaves shown runs registered with every page
+	 * present, which VMA mode handles as it is.
+	 */
+	if (len)
 		ret = sys_uffd_register(g->uffd, v->addr, len);
 	if (ret) {
-		if (len)	/* a registration may have gone part way */
-			sys_uffd_unregister(g->uffd, v->addr, len);
-		return ret;
-	}
-	ret = each_run(g, v, false, fill_hole, &stop);
-	if (ret) {
-		if (ret == -EIO || rollback(g, v, stop, make_hole)) {
-			gmem_view_revoke(g, v);
-			return ret;
-		}
-		sys_uffd_unregister(g->uffd, v->addr, len);
+		gmem_view_recount(g, v);
 		return ret;
 	}
 	v->mode = GMEM_VIEW_UFFD;
@@ -255,24 +219,27 @@ int gmem_view_to_uffd(struct gmem *g, struct gmem_view *v)
 
 int gmem_view_to_vma(struct gmem *g, struct gmem_view *v)
 {
-	size_t len = (size_t)off_of(g, in_file(g, v));
 	uint64_t stop;
 	int ret;
 
 	if (v->mode != GMEM_VIEW_UFFD)
 		return v->mode == GMEM_VIEW_VMA ? 0 : -EINVAL;
-	ret = each_run(g, v, false, make_hole, &stop);
+	/* Shown runs leave the registration, keeping their pages mapped. */
+	ret = each_run(g, v, true, unregister_run, &stop);
 	if (ret) {
-		if (rollback(g, v, stop, fill_hole))
-			gmem_view_revoke(g, v);
+		uint64_t p = v->first;
+
+		while (p < stop) {	/* back as it was: one VMA */
+			bool shown;
+			uint64_t e = gmem_vis_run(g, v, NULL, p, stop, &shown);
+
+			if (shown)
+				register_run(g, v, p, e);
+			p = e;
+		}
+		gmem_view_recount(g, v);
 		return ret;
 	}
-	/*
-	 * A registration left behind is harmless: every shown page is
-	 * mapped, and VMA mode never zaps one.
-	 */
-	if (len)
-		sys_uffd_unregister(g->uffd, v->addr, len);
 	v->mode = GMEM_VIEW_VMA;
 	account_switch(g, v);
 	return 0;

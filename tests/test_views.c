@@ -291,18 +291,33 @@ static void *read_loop(void *arg)
 	return NULL;
 }
 
+/* The same on a private page: every read must raise SIGBUS, no other. */
+static void *private_loop(void *arg)
+{
+	struct reader *r = arg;
+	uint8_t val;
+
+	while (!atomic_load(&r->stop)) {
+		if (harness_probe_read_u8(r->p, &val) != SIGBUS)
+			atomic_fetch_add(&r->faults, 1);
+		atomic_fetch_add(&r->reads, 1);
+	}
+	return NULL;
+}
+
 /*
  * A mostly shared view starts in vma mode; past GMEM_VIEW_MAX_ISLANDS
  * private islands it moves to userfaultfd mode.  A thread reading a
- * shared page through the switch never faults, VMAs stay few, contents
- * and SIGBUS hold on both sides of the switch.
+ * shared page through the switch never faults, one reading a private
+ * page always gets SIGBUS (never SIGSEGV, never its contents), VMAs
+ * stay few, contents and SIGBUS hold on both sides of the switch.
  */
 TEST(fragmented_view_switches_mode)
 {
 	const uint64_t n = 4096;
-	struct reader r = { 0 };
+	struct reader r = { 0 }, rp = { 0 };
 	struct gmem *g;
-	pthread_t t;
+	pthread_t t, tp;
 	int maps0;
 	char *v;
 
@@ -318,19 +333,27 @@ TEST(fragmented_view_switches_mode)
 	for (uint64_t i = 0; i < n; i++)
 		v[i * ps] = 'R';
 	r.p = v + (n - 1) * ps;
+	rp.p = v + 2 * ps;
+	ASSERT_EQ(convert(g, 2 * ps, ps, 1), 0);
 	ASSERT_EQ(pthread_create(&t, NULL, read_loop, &r), 0);
-	maps0 = count_maps();
+	ASSERT_EQ(pthread_create(&tp, NULL, private_loop, &rp), 0);
+	maps0 = count_maps() - 2;	/* the island at page 2 */
 	for (uint64_t i = 0; i < n - 2; i += 2) {
-		ASSERT_EQ(convert(g, i * ps, ps, 1), 0);
+		if (i != 2)
+			ASSERT_EQ(convert(g, i * ps, ps, 1), 0);
 		/* 11 islands in vma mode: 2 VMAs each, 1 at the view's start */
 		if (i == 20)
 			ASSERT_EQ(count_maps(), maps0 + 21);
 	}
 	atomic_store(&r.stop, 1);
+	atomic_store(&rp.stop, 1);
 	pthread_join(t, NULL);
-	TH_LOG("%ld reads during %llu conversions", atomic_load(&r.reads),
+	pthread_join(tp, NULL);
+	TH_LOG("%ld reads of a shared page, %ld of a private one during %llu "
+	       "conversions", atomic_load(&r.reads), atomic_load(&rp.reads),
 	       (unsigned long long)n / 2);
 	ASSERT_EQ(atomic_load(&r.faults), 0);
+	ASSERT_EQ(atomic_load(&rp.faults), 0);
 	ASSERT_EQ(stats(g).views_uffd, 1);
 	ASSERT_LE(count_maps(), maps0 + 2);
 	for (uint64_t i = 0; i < n; i++) {
