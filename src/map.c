@@ -3,18 +3,19 @@
  * map.c - the one module that maps backing files (see map.h for the
  * fork rule and the VMA transaction).
  *
- * The fork guard is the one piece of process-wide state libgmem has
- * besides the VMA count (view.c): fork() copies every mapping of the
- * process, so the guard cannot belong to one file.  It is a reader-
- * writer lock that prefers writers (a stream of mappings must not starve
- * a fork); readers are map_fd_at() calls, the writer is the
- * pthread_atfork() prepare handler.  A raw clone() without CLONE_VM, or
+ * The fork guard and the spare VMA are the process-wide state libgmem
+ * has besides the VMA count (view.c): fork() copies every mapping of the
+ * process, and the VMA limit is the process's, so neither can belong to
+ * one file.  The guard lets any number of mappings be made at once and
+ * holds them back while a fork() waits, so a stream of mappings cannot
+ * starve a fork.  A raw clone() without CLONE_VM, or
  * _Fork(), does not run atfork handlers and is not covered; vfork() and
  * posix_spawn() share or replace the address space and need no cover.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -26,7 +27,19 @@
 #define MADV_DONTNEED_LOCKED	24
 #endif
 
-static pthread_rwlock_t fork_guard;
+/*
+ * The fork guard: mappings in their window (between mmap() and
+ * MADV_DONTFORK) are counted in `open`; fork()'s prepare handler sets
+ * `forking`, which holds new windows back, and waits until none is open.
+ * A mutex and a condition variable rather than a reader-writer lock: the
+ * child inherits the mutex unlocked (prepare releases it), so its handler
+ * touches no lock (an rwlock's write owner is a thread id, which the
+ * child does not have).
+ */
+static pthread_mutex_t guard_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t guard_cond = PTHREAD_COND_INITIALIZER;
+static unsigned long guard_open;
+static bool guard_forking;
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 static int fork_init_err;
 static int zap_advice = MADV_DONTNEED_LOCKED;	/* benign race: idempotent */
@@ -74,29 +87,46 @@ static int mmap_spare(void *addr, size_t len, int prot, int flags, int fd,
 
 static void fork_prepare(void)
 {
-	pthread_rwlock_wrlock(&fork_guard);
+	pthread_mutex_lock(&guard_lock);
+	guard_forking = true;
+	while (guard_open)
+		pthread_cond_wait(&guard_cond, &guard_lock);
+	pthread_mutex_unlock(&guard_lock);
 }
 
 static void fork_parent(void)
 {
-	pthread_rwlock_unlock(&fork_guard);
+	pthread_mutex_lock(&guard_lock);
+	guard_forking = false;
+	pthread_cond_broadcast(&guard_cond);
+	pthread_mutex_unlock(&guard_lock);
 }
 
+/* One thread, no window open: nothing to wait for or wake. */
 static void fork_child(void)
 {
-	/* One thread in the child: start the guard afresh. */
-	pthread_rwlockattr_t a;
+	guard_forking = false;
+}
 
-	pthread_rwlockattr_init(&a);
-	pthread_rwlockattr_setkind_np(&a,
-			PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-	pthread_rwlock_init(&fork_guard, &a);
-	pthread_rwlockattr_destroy(&a);
+static void guard_enter(void)
+{
+	pthread_mutex_lock(&guard_lock);
+	while (guard_forking)
+		pthread_cond_wait(&guard_cond, &guard_lock);
+	guard_open++;
+	pthread_mutex_unlock(&guard_lock);
+}
+
+static void guard_exit(void)
+{
+	pthread_mutex_lock(&guard_lock);
+	if (!--guard_open && guard_forking)
+		pthread_cond_broadcast(&guard_cond);
+	pthread_mutex_unlock(&guard_lock);
 }
 
 static void fork_setup(void)
 {
-	fork_child();
 	fork_init_err = -pthread_atfork(fork_prepare, fork_parent, fork_child);
 	spare_put();
 }
@@ -163,10 +193,10 @@ int map_fd_at(void *addr, size_t len, int prot, int fd, uint64_t off,
 	ret = map_init();
 	if (ret)
 		return ret;
-	pthread_rwlock_rdlock(&fork_guard);
+	guard_enter();
 	ret = mmap_spare(addr, len, prot, MAP_SHARED | MAP_FIXED, fd, off);
 	if (ret) {
-		pthread_rwlock_unlock(&fork_guard);
+		guard_exit();
 		return ret;	/* MAP_FIXED failed: the old mapping stays */
 	}
 	ret = flags_advise(addr, len, MADV_DONTFORK);
@@ -179,7 +209,7 @@ int map_fd_at(void *addr, size_t len, int prot, int fd, uint64_t off,
 		if (hole_fd >= 0)
 			ret = -ENOTRECOVERABLE;
 	}
-	pthread_rwlock_unlock(&fork_guard);
+	guard_exit();
 	return ret;
 }
 

@@ -5,10 +5,10 @@
  * struct gmem.
  *
  * The fork rule: no mapping of a backing file ever exists at an address
- * a child could inherit.  map_fd_at() makes each mapping with the fork
- * guard held for reading and marks it MADV_DONTFORK before releasing it;
- * fork() (through pthread_atfork) takes the guard for writing, so it
- * waits for any mapping in that window and never copies one.  Holes
+ * a child could inherit.  map_fd_at() opens a window in the fork guard,
+ * makes the mapping, marks it MADV_DONTFORK and closes the window;
+ * fork() (through pthread_atfork) waits until no window is open and
+ * keeps new ones from opening, so it never copies such a mapping.  Holes
  * (mappings of an empty sealed memfd) may be inherited: they only ever
  * raise SIGBUS.  Reservations are anonymous PROT_NONE memory.
  *
@@ -23,8 +23,8 @@
  *   map_uncarve()  undo a carve (MADV_NORMAL): merging needs no VMA.
  *
  * Locking: the fork guard is process-wide (a fork copies every mapping
- * of the process, whatever file it belongs to); it is held only inside
- * map_fd_at(), never across a callback or another lock.
+ * of the process, whatever file it belongs to); a window is open only
+ * inside map_fd_at(), never across a callback or another lock.
  */
 #ifndef GMEM_MAP_H
 #define GMEM_MAP_H
