@@ -52,8 +52,16 @@ struct leaf {
 	uint64_t ones;			/* bits set, all LEAF_PAGES of them */
 };
 
+/*
+ * A node, with a summary of its slots so that "is it uniform?" and
+ * "which children are subtrees?" cost a word compare, not 64 loads:
+ * bit i of mixed is set when slot i points at a subtree, bit i of ones
+ * when slot i is uniform(1).  slot_set() keeps both.
+ */
 struct node {
 	uintptr_t slot[NODE_SLOTS];
+	uint64_t mixed;
+	uint64_t ones;
 };
 
 /* Where a lookup ended: the deepest entry covering a page. */
@@ -165,8 +173,22 @@ static struct node *node_take(struct gmem_state *s, uintptr_t fill)
 
 	for (unsigned int i = 0; i < NODE_SLOTS; i++)
 		n->slot[i] = fill;
+	n->mixed = 0;
+	n->ones = fill == uniform(1) ? ~0ULL : 0;
 	s->nr_nodes++;
 	return n;
+}
+
+/* Write slot (of node n, or the root if n is NULL), keeping the summary. */
+static inline void slot_set(struct node *n, uintptr_t *slot, uintptr_t v)
+{
+	*slot = v;
+	if (n) {
+		uint64_t bit = 1ULL << (slot - n->slot);
+
+		n->mixed = is_uniform(v) ? n->mixed & ~bit : n->mixed | bit;
+		n->ones = v == uniform(1) ? n->ones | bit : n->ones & ~bit;
+	}
 }
 
 static struct leaf *leaf_take(struct gmem_state *s, unsigned int val)
@@ -193,8 +215,9 @@ static void subtree_free(struct gmem_state *s, uintptr_t e, unsigned int level)
 		leaf_drop(s, to_leaf(e));
 		return;
 	}
-	for (unsigned int i = 0; i < NODE_SLOTS; i++)
-		subtree_free(s, to_node(e)->slot[i], level - 1);
+	for (uint64_t m = to_node(e)->mixed; m; m &= m - 1)
+		subtree_free(s, to_node(e)->slot[__builtin_ctzll(m)],
+			     level - 1);
 	spare_push(&s->spare_nodes, &s->nr_spare_nodes, to_node(e));
 	s->nr_nodes--;
 	s->cache_slot = NULL;
@@ -476,19 +499,17 @@ static uintptr_t collapse(uintptr_t e, unsigned int level)
 			return 0;
 		return uniform(ones ? 1 : 0);
 	}
-	uintptr_t first = to_node(e)->slot[0];
+	const struct node *n = to_node(e);
 
-	if (!is_uniform(first))
+	if (n->mixed || (n->ones && n->ones != ~0ULL))
 		return 0;
-	for (unsigned int i = 1; i < NODE_SLOTS; i++)
-		if (to_node(e)->slot[i] != first)
-			return 0;
-	return first;
+	return uniform(n->ones ? 1 : 0);
 }
 
-static uint64_t set_entry(struct gmem_state *s, uintptr_t *ep,
-			  unsigned int level, uint64_t base, uint64_t start,
-			  uint64_t end, unsigned int val)
+/* ep is a slot of node pn, or the root (pn NULL). */
+static uint64_t set_entry(struct gmem_state *s, struct node *pn,
+			  uintptr_t *ep, unsigned int level, uint64_t base,
+			  uint64_t start, uint64_t end, unsigned int val)
 {
 	uint64_t lo = start > base ? start : base;
 	uint64_t hi = end < base + span(level) ? end : base + span(level);
@@ -502,7 +523,7 @@ static uint64_t set_entry(struct gmem_state *s, uintptr_t *ep,
 
 		changed = val ? clip(s, base, base + span(level)) - ones : ones;
 		subtree_free(s, e, level);
-		*ep = uniform(val);
+		slot_set(pn, ep, uniform(val));
 		return changed;
 	}
 	if (is_uniform(e)) {
@@ -510,7 +531,7 @@ static uint64_t set_entry(struct gmem_state *s, uintptr_t *ep,
 			e = (uintptr_t)leaf_take(s, uniform_val(e));
 		else
 			e = (uintptr_t)node_take(s, e);
-		*ep = e;
+		slot_set(pn, ep, e);
 	}
 	if (level == 0) {
 		changed = leaf_set(s, to_leaf(e), base,
@@ -522,14 +543,15 @@ static uint64_t set_entry(struct gmem_state *s, uintptr_t *ep,
 		unsigned int last = (unsigned int)((hi - 1 - base) / child);
 
 		for (unsigned int i = first; i <= last; i++)
-			changed += set_entry(s, &to_node(e)->slot[i], level - 1,
-					     base + i * child, start, end, val);
+			changed += set_entry(s, to_node(e), &to_node(e)->slot[i],
+					     level - 1, base + i * child, start,
+					     end, val);
 	}
 	uintptr_t u = collapse(e, level);
 
 	if (u) {
 		subtree_free(s, e, level);
-		*ep = u;
+		slot_set(pn, ep, u);
 	}
 	return changed;
 }
@@ -587,7 +609,8 @@ static bool set_fast(struct gmem_state *s, uint64_t start, uint64_t end,
 			*changed = 0;
 			return true;
 		}
-		*lk.slot = (uintptr_t)leaf_take(s, uniform_val(*lk.slot));
+		slot_set(lk.parent, lk.slot,
+			 (uintptr_t)leaf_take(s, uniform_val(*lk.slot)));
 	}
 	l = to_leaf(*lk.slot);
 	lo = (unsigned int)(start - base);
@@ -613,21 +636,22 @@ static bool set_fast(struct gmem_state *s, uint64_t start, uint64_t end,
 	u = ones == 0 ? uniform(0) : ones == LEAF_PAGES ? uniform(1) : 0;
 	if (u && lk.parent) {
 		/* Would the parent collapse too?  Leave that to set_entry. */
-		for (i = 0; i < NODE_SLOTS; i++)
-			if (&lk.parent->slot[i] != lk.slot &&
-			    lk.parent->slot[i] != u)
-				break;
-		if (i == NODE_SLOTS) {
+		uint64_t me = 1ULL << (lk.slot - lk.parent->slot);
+		uint64_t others = lk.parent->ones & ~me;
+
+		if (!(lk.parent->mixed & ~me) &&
+		    others == (u == uniform(1) ? ~me : 0)) {
 			if (!l->ones || l->ones == LEAF_PAGES) {
 				/* we made this leaf above: undo it */
-				*lk.slot = uniform(l->ones ? 1 : 0);
+				slot_set(lk.parent, lk.slot,
+					 uniform(l->ones ? 1 : 0));
 				leaf_drop(s, l);
 			}
 			return false;
 		}
 	}
 	if (u) {
-		*lk.slot = u;
+		slot_set(lk.parent, lk.slot, u);
 		leaf_drop(s, l);
 	} else {
 		l->w[w0] ^= flip[0];
@@ -709,7 +733,8 @@ static void to_tree(struct gmem_state *s)
 			s->dense = bits;
 			return;
 		}
-		set_entry(s, &s->root, s->height, 0, p, extend_end(s, end), v);
+		set_entry(s, NULL, &s->root, s->height, 0, p,
+			  extend_end(s, end), v);
 	}
 	free(bits);
 }
@@ -791,7 +816,7 @@ uint64_t gmem_state_set(struct gmem_state *s, uint64_t start, uint64_t end,
 	if (s->dense)
 		changed = bits_set(s->dense, start, fend, val);
 	else
-		changed = set_entry(s, &s->root, s->height, 0, start,
+		changed = set_entry(s, NULL, &s->root, s->height, 0, start,
 				    extend_end(s, end), val);
 	if (start >= 1 && gmem_state_get(s, start - 1) != val)
 		after++;
