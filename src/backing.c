@@ -426,13 +426,38 @@ int gmem_backing_read(struct gmem_backing *b, uint64_t page, void *buf,
 	return ret ? ret : sys_copy_from(buf, win(b, page), len);
 }
 
+/*
+ * Would write() into a 4 KiB file make a huge folio?  Only with
+ * shmem_enabled "always", "within_size" or "force": with "never",
+ * "advise" or "deny" a write has no MADV_HUGEPAGE mapping to ask for one.
+ * Read per call (a few microseconds, against a page allocation per page
+ * written); should the setting change in between and a huge folio
+ * appear, re-homing sees it (gmem_backing_detached()) and says so.
+ */
+static bool write_makes_huge(void)
+{
+	char buf[128];
+	const char *mode;
+
+	if (sys_read_file(THP_SYSFS, buf, sizeof(buf)) < 0)
+		return false;	/* no shmem THP at all */
+	mode = strchr(buf, '[');
+	return !mode || !strncmp(mode, "[always]", 8) ||
+	       !strncmp(mode, "[within_size]", 13) ||
+	       !strncmp(mode, "[force]", 7);
+}
+
 int gmem_backing_write_bytes(struct gmem_backing *b, uint64_t off,
 			     const void *buf, size_t len)
 {
 	int ret;
 
-	/* THP: write() makes huge folios, as wanted.  The others: faults. */
-	if (b->kind == GMEM_BACKING_THP)
+	/*
+	 * write() is about twice as fast as faulting the pages in: THP
+	 * wants its huge folios, 4 KiB files take it where it makes none.
+	 */
+	if (b->kind == GMEM_BACKING_THP ||
+	    (b->kind == GMEM_BACKING_MEMFD && !write_makes_huge()))
 		return sys_pwrite_all(b->fd, buf, len, off);
 	ret = gmem_backing_window(b);
 	return ret ? ret : sys_copy_to(b->window + off, buf, len);
@@ -464,7 +489,8 @@ int gmem_backing_writev(struct gmem_backing *b, uint64_t page,
 	size_t ps = (size_t)gmem_backing_off(b, 1);
 	int ret;
 
-	if (b->kind == GMEM_BACKING_THP)
+	if (b->kind == GMEM_BACKING_THP ||
+	    (b->kind == GMEM_BACKING_MEMFD && !write_makes_huge()))
 		return sys_pwritev_all(b->fd, bufs, (size_t)n, ps,
 				       gmem_backing_off(b, page));
 	ret = gmem_backing_window(b);
@@ -477,7 +503,8 @@ int gmem_backing_detached(struct gmem_backing *b, uint64_t start,
 	unsigned char vec[512];
 	int ret;
 
-	if (b->kind != GMEM_BACKING_THP)
+	/* THP, and 4 KiB files that a write may have given huge folios. */
+	if (b->kind != GMEM_BACKING_THP && b->kind != GMEM_BACKING_MEMFD)
 		return 0;
 	ret = gmem_backing_window(b);
 	for (uint64_t p = start; !ret && p < end;) {

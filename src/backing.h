@@ -8,11 +8,11 @@
  *
  * Kinds:
  *   MEMFD    a sealed memfd of 4 KiB pages.  Every mapping is
- *            MADV_NOHUGEPAGE and pages are allocated only by faults on
- *            such mappings (never fallocate() or write(), which follow
- *            shmem_enabled and would make huge folios under "always" or
- *            "force"): so no huge folio ever backs it, khugepaged never
- *            collapses it, and punching one page always detaches it.
+ *            MADV_NOHUGEPAGE and pages are allocated by faults on such
+ *            mappings, or by write() only while shmem_enabled cannot
+ *            make huge folios of it (never fallocate(), which follows
+ *            shmem_enabled): so no huge folio backs it, khugepaged never
+ *            collapses it, and punching one page detaches it.
  *   THP      a sealed memfd whose mappings are MADV_HUGEPAGE and 2 MiB
  *            aligned: 2 MiB folios where the kernel can give them.
  *   HUGETLB  one sealed hugetlb memfd per 1 GiB region, reserved at
@@ -140,9 +140,10 @@ int gmem_backing_write_bytes(struct gmem_backing *b, uint64_t off,
 
 /*
  * After a punch of [start, end): -EAGAIN and *bad = the first page that
- * is still in the file (THP: its folio could not be split because the
+ * is still in the file (its huge folio could not be split because the
  * kernel holds a reference to it; the punch zeroed it in place), else 0.
- * Other kinds always detach.
+ * Checked for memfds (THP, and 4 KiB files written while shmem_enabled
+ * made huge folios); hugetlb and guest_memfd always detach.
  */
 int gmem_backing_detached(struct gmem_backing *b, uint64_t start,
 			  uint64_t end, uint64_t *bad);

@@ -47,8 +47,13 @@ static int read_knob(const char *path, char *buf, size_t len)
 
 static int write_knob(const char *path, const char *val)
 {
-	FILE *f = fopen(path, "we");
 	int ret = 0;
+	FILE *f;
+
+	/* Package builds: leave the machine's settings alone. */
+	if (getenv("GMEM_TEST_NO_SYSFS"))
+		return -EPERM;
+	f = fopen(path, "we");
 
 	if (!f)
 		return -errno;
@@ -146,7 +151,7 @@ FIXTURE_SETUP(thp)
 		SKIP(return, "%s: not readable (no shmem THP)", THP_KNOB);
 	thp_mode(line, self->saved, sizeof(self->saved));
 	if (write_knob(THP_KNOB, "advise"))
-		SKIP(return, "cannot write %s (not root?): shmem THP is "
+		SKIP(return, "cannot write %s (not root, or GMEM_TEST_NO_SYSFS set?): shmem THP is "
 		     "\"%s\"", THP_KNOB, self->saved);
 	ASSERT_EQ(gmem_create(&args, &self->g), 0);
 	ASSERT_EQ(gmem_mmap(self->g, 0, THP_SIZE, PROT_READ | PROT_WRITE,
@@ -268,7 +273,7 @@ TEST(thp_off_fails_at_create)
 		SKIP(return, "%s: not readable", THP_KNOB);
 	thp_mode(line, saved, sizeof(saved));
 	if (write_knob(THP_KNOB, "never"))
-		SKIP(return, "cannot write %s (not root?)", THP_KNOB);
+		SKIP(return, "cannot write %s (not root, or GMEM_TEST_NO_SYSFS set?)", THP_KNOB);
 	ret = gmem_create(&args, &g);
 	write_knob(THP_KNOB, saved);
 	ASSERT_EQ(ret, -EOPNOTSUPP);
@@ -298,7 +303,7 @@ FIXTURE_SETUP(gig)
 	/* The file's page and a spare: a region that was shown gets a
 	 * fresh page when a page of it goes private (src/rehome.c). */
 	if (write_knob(POOL_1G, "2"))
-		SKIP(return, "cannot write %s (not root?)", POOL_1G);
+		SKIP(return, "cannot write %s (not root, or GMEM_TEST_NO_SYSFS set?)", POOL_1G);
 	if (read_knob(POOL_1G, now, sizeof(now)) || strcmp(now, "2")) {
 		write_knob(POOL_1G, self->saved);
 		SKIP(return, "the kernel found no free 1 GiB page (%s = %s)",
@@ -415,7 +420,7 @@ TEST(gig_pool_short_fails_at_create)
 	if (write_knob(POOL_1G, "0") || read_knob(POOL_1G, now, sizeof(now)) ||
 	    strcmp(now, "0")) {
 		write_knob(POOL_1G, saved);
-		SKIP(return, "cannot empty %s (not root, or pages in use)",
+		SKIP(return, "cannot empty %s (not root, GMEM_TEST_NO_SYSFS set, or pages in use)",
 		     POOL_1G);
 	}
 	ret = gmem_create(&args, &g);
