@@ -41,6 +41,10 @@ int floor_uffd_create(struct floor_uffd *f, uint64_t size)
 		goto err_fd;
 	}
 	f->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	/* Without privilege: user-mode faults only (1), as libgmem does. */
+	if (f->uffd < 0 && (errno == EPERM || errno == EACCES))
+		f->uffd = (int)syscall(SYS_userfaultfd,
+				       O_CLOEXEC | O_NONBLOCK | 1);
 	if (f->uffd < 0) {
 		ret = -errno;
 		goto err_map;
