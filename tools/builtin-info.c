@@ -333,6 +333,22 @@ static void print_stats(const struct gmem_stats *st)
 	    "of views, mapped with huge pages");
 	ROW(splits, fmt_count(st->splits), "huge regions made mixed");
 	ROW(merges, fmt_count(st->merges), "huge regions made uniform again");
+	ROW(vmas, fmt_count(st->vmas), "VMAs of its views and guest view");
+	ROW(vmas_total, fmt_count(st->vmas_total),
+	    "VMAs libgmem holds in the process");
+	ROW(vma_budget, fmt_count(st->vma_budget),
+	    "its limit: half of vm.max_map_count");
+	ROW(views_revoked, fmt_count(st->views_revoked),
+	    "views made unreachable after a failure");
+	ROW(mode_switches, fmt_count(st->mode_switches),
+	    "views that changed guard mode");
+	ROW(parked, fmt_count(st->parked),
+	    "private pages waiting in a snapshot");
+	ROW(parked_bytes, fmt_bytes(st->parked_bytes), "memory of those");
+	ROW(rehomed, fmt_count(st->rehomed),
+	    "pages moved out of old kernel references' reach");
+	ROW(rehome_busy, fmt_count(st->rehome_busy),
+	    "re-homes refused: 2 MiB page in use");
 #undef ROW
 	out_obj_end();
 	out_table_print(t);
