@@ -26,6 +26,7 @@ void gmem_park_destroy(struct gmem_park *p)
 		free(p->free_buf[i]);
 	free(p->slot);
 	free(p->free_buf);
+	free(p->age);
 	gmem_park_init(p, p->limit, p->page_size);
 }
 
@@ -74,8 +75,69 @@ static int resize(struct gmem_park *p, size_t cap)
 	return 0;
 }
 
+/* An ordinary slot was parked (or became ordinary): queue it. */
+/* Keep the FIFO's live entries, in order; how many there are. */
+static size_t age_compact(struct gmem_park *p)
+{
+	size_t mask = p->age_cap - 1, kept = 0;
+
+	for (size_t k = 0; k < p->age_len; k++) {
+		struct gmem_park_age a = p->age[(p->age_head + k) & mask];
+		struct gmem_park_slot *t = gmem_park_find(p, a.page);
+
+		if (t && t->seq == a.seq && !(t->flags & GMEM_PARK_EXTRA))
+			p->age[(p->age_head + kept++) & mask] = a;
+	}
+	return p->age_len = kept;
+}
+
+/* Twice the room, or false. */
+static bool age_grow(struct gmem_park *p)
+{
+	struct gmem_park_age *a = malloc(2 * p->age_cap * sizeof(*a));
+
+	if (!a)
+		return false;
+	for (size_t k = 0; k < p->age_len; k++)
+		a[k] = p->age[(p->age_head + k) & (p->age_cap - 1)];
+	free(p->age);
+	p->age = a;
+	p->age_head = 0;
+	p->age_cap *= 2;
+	return true;
+}
+
+/* An ordinary slot was parked (or became ordinary): queue it. */
+static void age_push(struct gmem_park *p, const struct gmem_park_slot *s)
+{
+	/*
+	 * Full: drop the stale entries.  Still more than half live means
+	 * more ordinary slots than the limit (slots that turn ordinary
+	 * again may go past it): grow, or failing that forget the oldest
+	 * entry (its slot stays parked until it is used or shared; it is
+	 * only no longer evicted).
+	 */
+	if (p->age_len == p->age_cap && age_compact(p) * 2 > p->age_cap &&
+	    !age_grow(p) && p->age_len == p->age_cap) {
+		p->age_head = (p->age_head + 1) & (p->age_cap - 1);
+		p->age_len--;
+	}
+	p->age[(p->age_head + p->age_len++) & (p->age_cap - 1)] =
+		(struct gmem_park_age){ .page = s->page, .seq = s->seq };
+}
+
 int gmem_park_reserve(struct gmem_park *p, size_t n)
 {
+	if (!p->age) {
+		size_t cap = 16;
+
+		while (cap <= 2 * p->limit)
+			cap *= 2;
+		p->age = malloc(cap * sizeof(*p->age));
+		if (!p->age)
+			return -ENOMEM;
+		p->age_cap = cap;
+	}
 	size_t cap = p->cap ? p->cap : 16;
 
 	/* Keep the load at most one half. */
@@ -139,18 +201,26 @@ int gmem_park_add(struct gmem_park *p, uint64_t page, void *buf,
 	s->seq = ++p->seq;
 	p->nr_extra += extra;
 	p->nr_detached += !!(flags & GMEM_PARK_DETACHED);
+	if (!extra)
+		age_push(p, s);
 	return 0;
 }
 
 void gmem_park_set_flags(struct gmem_park *p, struct gmem_park_slot *s,
 			 unsigned int flags)
 {
+	bool was_extra = s->flags & GMEM_PARK_EXTRA;
+
 	flags = (flags & ~GMEM_PARK_ZERO) | (s->flags & GMEM_PARK_ZERO);
-	p->nr_extra -= !!(s->flags & GMEM_PARK_EXTRA);
+	p->nr_extra -= was_extra;
 	p->nr_detached -= !!(s->flags & GMEM_PARK_DETACHED);
 	s->flags = flags;
 	p->nr_extra += !!(flags & GMEM_PARK_EXTRA);
 	p->nr_detached += !!(flags & GMEM_PARK_DETACHED);
+	if (was_extra && !(flags & GMEM_PARK_EXTRA)) {
+		s->seq = ++p->seq;	/* ordinary again: queue it anew */
+		age_push(p, s);
+	}
 }
 
 void gmem_park_drop(struct gmem_park *p, struct gmem_park_slot *s)
@@ -183,17 +253,24 @@ void gmem_park_drop(struct gmem_park *p, struct gmem_park_slot *s)
 
 struct gmem_park_slot *gmem_park_oldest(struct gmem_park *p)
 {
-	struct gmem_park_slot *best = NULL;
+	while (p->age_len) {
+		struct gmem_park_age a = p->age[p->age_head];
+		struct gmem_park_slot *s = gmem_park_find(p, a.page);
 
-	for (size_t i = 0; i < p->cap && p->nr; i++) {
-		struct gmem_park_slot *s = &p->slot[i];
-
-		if (s->page == EMPTY || (s->flags & GMEM_PARK_EXTRA))
-			continue;
-		if (!best || s->seq < best->seq)
-			best = s;
+		p->age_head = (p->age_head + 1) & (p->age_cap - 1);
+		p->age_len--;
+		if (s && s->seq == a.seq && !(s->flags & GMEM_PARK_EXTRA))
+			return s;
 	}
-	return best;
+	return NULL;
+}
+
+void gmem_park_requeue(struct gmem_park *p, struct gmem_park_slot *s)
+{
+	if (!s || (s->flags & GMEM_PARK_EXTRA))
+		return;
+	s->seq = ++p->seq;
+	age_push(p, s);
 }
 
 struct gmem_park_slot *gmem_park_next(struct gmem_park *p, uint64_t start,

@@ -14,8 +14,12 @@
  *
  * At most `limit` slots hold ordinary snapshots; DETACHED and BUSY
  * slots may go past it (contents that must not be lost, or pages that
- * cannot be re-homed yet), up to the room gmem_park_reserve() made.  Not thread-safe: the file lock
- * serialises every call.
+ * cannot be re-homed yet), up to the room gmem_park_reserve() made.
+ * Ordinary slots also sit in a FIFO of (page, seq) pairs, oldest first,
+ * so the oldest is found in O(1): entries of slots dropped, re-parked or
+ * turned DETACHED/BUSY since are stale and skipped (a slot's seq tells),
+ * and the FIFO is compacted when it fills (amortised O(1) per add).
+ * Not thread-safe: the file lock serialises every call.
  */
 #ifndef GMEM_PARK_H
 #define GMEM_PARK_H
@@ -48,6 +52,11 @@ struct gmem_park {
 	uint64_t seq;
 	void **free_buf;		/* recycled buffers */
 	size_t nr_free;
+	struct gmem_park_age {		/* FIFO of ordinary slots */
+		uint64_t page, seq;
+	} *age;
+	size_t age_cap;			/* a power of two, > 2 * limit */
+	size_t age_head, age_len;
 };
 
 void gmem_park_init(struct gmem_park *p, size_t limit, size_t page_size);
@@ -75,8 +84,13 @@ void gmem_park_set_flags(struct gmem_park *p, struct gmem_park_slot *s,
 			 unsigned int flags);
 /* Forget a slot (its buffer is recycled); the slot pointer dies. */
 void gmem_park_drop(struct gmem_park *p, struct gmem_park_slot *s);
-/* The oldest ordinary (not DETACHED or BUSY) slot, or NULL. */
+/*
+ * The oldest ordinary (not DETACHED or BUSY) slot, or NULL; the caller
+ * re-homes it (drops it or makes it DETACHED/BUSY) before asking again.
+ */
 struct gmem_park_slot *gmem_park_oldest(struct gmem_park *p);
+/* Make an ordinary slot that gmem_park_oldest() gave evictable again. */
+void gmem_park_requeue(struct gmem_park *p, struct gmem_park_slot *s);
 /*
  * The first slot (in table order) with a page in [start, end), from
  * table index *i on; NULL when there is none.  Dropping the slot it
