@@ -85,10 +85,13 @@ void gmem_expose(struct gmem *g, uint64_t start, uint64_t end)
 		g->region_exposed[r] = 1;
 }
 
+/* NULL stands for a page of zeros (a ZERO snapshot). */
 static bool all_zero(const void *buf, size_t len)
 {
 	const uint64_t *w = buf;
 
+	if (!buf)
+		return true;
 	for (size_t i = 0; i < len / 8; i++)
 		if (w[i])
 			return false;
@@ -153,19 +156,133 @@ static int rehome_slot(struct gmem *g, struct gmem_park_slot *s)
 	return 0;
 }
 
+#define CHUNK	64
+
+/*
+ * Pages [q, q + n) (n <= 64) were just punched; bufs hold their contents
+ * (NULL: zeros).  Put them in fresh pages, or keep them parked where
+ * that is not possible (the table has room: the caller made it).  Takes
+ * the buffers over.
+ *
+ * THP (or a 4 KiB file given huge folios): a page of a folio the kernel
+ * holds stays in the file, zeroed by the punch.  Which did is asked
+ * before anything is written back (after, every page is in the file
+ * again): one mincore() for the run, more only where pages stayed.
+ * Those get their contents back in place and stay parked, BUSY.
+ */
+static void keep_pages(struct gmem *g, uint64_t q, void **bufs, uint64_t n)
+{
+	static char kept_mark;	/* a buffer now owned by a DETACHED slot */
+	void *kept = &kept_mark;
+	size_t ps = (size_t)off_of(g, 1);
+	uint64_t i, j, bad, stayed = 0;
+	int ret;
+
+	for (i = 0; i < n; i = j + 1) {
+		ret = gmem_backing_detached(&g->b, q + i, q + n, &bad);
+		if (!ret)
+			break;
+		/* A failed mincore(): this page may have stayed. */
+		j = ret == -EAGAIN ? bad - q : i;
+		stayed |= 1ULL << j;
+	}
+	for (i = 0; i < n; i = j) {
+		bool zero = all_zero(bufs[i], ps);
+
+		/* A run of non-zero pages, written back in one call. */
+		for (j = i + 1; !zero && j < n && !all_zero(bufs[j], ps); j++)
+			;
+		if (zero) {	/* a hole reads as zeros: nothing to write */
+			gmem_park_buf_free(&g->park, bufs[i]);
+			bufs[i] = NULL;
+			continue;
+		}
+		if (!gmem_backing_writev(&g->b, q + i, bufs + i, j - i))
+			continue;
+		for (uint64_t k = i; k < j; k++) {
+			if (gmem_backing_write(&g->b, q + k, bufs[k], 1)) {
+				gmem_park_add(&g->park, q + k, bufs[k],
+					      GMEM_PARK_DETACHED);
+				bufs[k] = kept;
+			}
+		}
+	}
+	for (i = 0; i < n; i++) {
+		if (bufs[i] == kept)
+			continue;
+		if (stayed & (1ULL << i)) {
+			gmem_park_add(&g->park, q + i, bufs[i],
+				      GMEM_PARK_BUSY |
+				      (bufs[i] ? 0 : GMEM_PARK_ZERO));
+			g->rehome_busy++;
+			continue;
+		}
+		gmem_park_buf_free(&g->park, bufs[i]);
+		g->rehomed++;
+	}
+}
+
+/*
+ * Re-home the EVICT oldest ordinary snapshots at once, in runs of
+ * adjacent pages: one punch, one write and one mincore() per run.
+ */
+#define EVICT	32
+
+static int cmp_page(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int evict(struct gmem *g)
+{
+	struct gmem_park *pk = &g->park;
+	uint64_t page[EVICT];
+	void *buf[EVICT];
+	struct gmem_park_slot *s;
+	size_t n = 0, i, j;
+	int ret = 0;
+
+	while (n < EVICT && (s = gmem_park_oldest(pk)))
+		page[n++] = s->page;
+	if (!n)
+		return -ENOSPC;
+	qsort(page, n, sizeof(page[0]), cmp_page);
+	for (i = 0; i < n; i = j) {
+		for (j = i + 1; j < n && page[j] == page[j - 1] + 1; j++)
+			;
+		ret = gmem_backing_punch(&g->b, page[i], page[j - 1] + 1);
+		if (ret) {
+			/* Nothing moved: parked as they were, evictable. */
+			for (size_t k = i; k < n; k++)
+				gmem_park_requeue(pk, gmem_park_find(pk,
+								     page[k]));
+			return ret;
+		}
+		/* The contents move to keep_pages(), the slots go. */
+		for (size_t k = i; k < j; k++) {
+			s = gmem_park_find(pk, page[k]);
+			buf[k - i] = s->buf;
+			s->buf = NULL;
+			gmem_park_drop(pk, s);
+		}
+		keep_pages(g, page[i], buf, j - i);
+	}
+	return 0;
+}
+
 /* Room for one more ordinary snapshot: re-home the oldest if needed. */
 static int make_room(struct gmem *g)
 {
 	struct gmem_park *pk = &g->park;
 
-	while (pk->nr - pk->nr_extra >= pk->limit) {
-		struct gmem_park_slot *s = gmem_park_oldest(pk);
+	int ret;
 
-		if (!s)
-			return -ENOSPC;
-		/* On failure the slot turns BUSY/DETACHED: room anyway. */
-		rehome_slot(g, s);
-	}
+	/* keep_pages() keeps a page it cannot move parked: room anyway. */
+	while (pk->nr - pk->nr_extra >= pk->limit)
+		if ((ret = evict(g)))
+			return ret;
 	return gmem_park_reserve(pk, 1);
 }
 
@@ -204,58 +321,6 @@ static int park_page(struct gmem *g, uint64_t p)
 err:
 	gmem_park_buf_free(&g->park, buf);
 	return ret;
-}
-
-#define CHUNK	64
-
-/*
- * Pages [q, q + n) were just punched; bufs hold their contents.  Put
- * them in fresh pages, or keep them parked where that is not possible
- * (the table has room: the caller reserved it).  Takes the buffers over.
- */
-static void keep_pages(struct gmem *g, uint64_t q, void **bufs, uint64_t n)
-{
-	static char kept_mark;	/* a buffer now owned by a DETACHED slot */
-	void *kept = &kept_mark;
-	uint64_t i, j, bad;
-
-	for (i = 0; i < n; i = j) {
-		bool zero = all_zero(bufs[i], (size_t)off_of(g, 1));
-
-		/* A run of non-zero pages, written back in one call. */
-		for (j = i + 1; !zero && j < n &&
-		     !all_zero(bufs[j], (size_t)off_of(g, 1)); j++)
-			;
-		if (zero) {	/* a hole reads as zeros: nothing to write */
-			gmem_park_buf_free(&g->park, bufs[i]);
-			bufs[i] = NULL;
-			continue;
-		}
-		if (!gmem_backing_writev(&g->b, q + i, bufs + i, j - i))
-			continue;
-		for (uint64_t k = i; k < j; k++) {
-			if (gmem_backing_write(&g->b, q + k, bufs[k], 1)) {
-				gmem_park_add(&g->park, q + k, bufs[k],
-					      GMEM_PARK_DETACHED);
-				bufs[k] = kept;
-			}
-		}
-	}
-	for (i = 0; i < n; i++) {
-		if (bufs[i] == kept)
-			continue;
-		/* THP: a page of a folio the kernel holds stays in the file
-		 * (the punch zeroed it; it was written back above). */
-		if (gmem_backing_detached(&g->b, q + i, q + i + 1, &bad)) {
-			gmem_park_add(&g->park, q + i, bufs[i],
-				      GMEM_PARK_BUSY |
-				      (bufs[i] ? 0 : GMEM_PARK_ZERO));
-			g->rehome_busy++;
-			continue;
-		}
-		gmem_park_buf_free(&g->park, bufs[i]);
-		g->rehomed++;
-	}
 }
 
 /*

@@ -249,6 +249,104 @@ TEST_F(refs, large_conversion)
 	free(buf);
 }
 
+/* Can a 4 KiB file get huge folios (then pages may stay BUSY)? */
+static bool shmem_may_be_huge(void)
+{
+	char buf[128] = "";
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/shmem_enabled",
+			"r");
+
+	if (f) {
+		if (!fgets(buf, sizeof(buf), f))
+			buf[0] = '\0';
+		fclose(f);
+	}
+	return strstr(buf, "[always]") || strstr(buf, "[within_size]") ||
+	       strstr(buf, "[force]");
+}
+
+/*
+ * A conversion past the parking batch re-homes every page at once, once:
+ * none is left parked (the check that a page left the file must come
+ * before its contents are written back into it), and private use then
+ * has nothing left to do.
+ */
+TEST_F(refs, large_conversion_rehomes_once)
+{
+	size_t ps = self->ps;
+	const uint64_t first = 16, n = 200;
+	struct gmem_stats st;
+
+	ASSERT_EQ(convert_pages(self->g, first, n, 0), 0);
+	for (uint64_t q = first; q < first + n; q++)
+		memset(self->view + q * ps, (char)('a' + q % 26), ps);
+	ASSERT_EQ(convert_pages(self->g, first, n, 1), 0);
+	st = stats(self->g);
+	if (shmem_may_be_huge())
+		SKIP(return, "shmem_enabled makes huge folios: pages may "
+		     "stay in their folio (BUSY); test_huge covers that");
+	EXPECT_EQ(st.rehome_busy, 0);
+	EXPECT_EQ(st.parked, 0);
+	EXPECT_GE(st.rehomed, n);
+	for (uint64_t q = first; q < first + n; q++)
+		guest_expect(self->b, q, ps, (char)('a' + q % 26));
+	EXPECT_EQ(stats(self->g).rehomed, st.rehomed);
+}
+
+/*
+ * More single-page conversions than the store keeps snapshots (512):
+ * the oldest are re-homed in batches.  References taken before see none
+ * of what the guest writes after, and every page keeps its contents.
+ */
+TEST(parking_overflow_rehomes_oldest)
+{
+	struct gmem_create_args args = { .flags = GMEM_FLAG_MMAP };
+	const uint64_t npages = 1024, conv = 700, handed = 16;
+	size_t ps = (size_t)getpagesize();
+	struct gmem_binding *b;
+	struct gmem *g;
+	char *view, *buf;
+	int fds[2];
+
+	GMEM_TEST_REQUIRE_BACKEND();
+	args.size = npages * ps;
+	buf = malloc(handed * ps);
+	ASSERT_NONNULL(buf);
+	ASSERT_EQ(gmem_test_create(&args, &g), 0);
+	ASSERT_EQ(gmem_mmap(g, 0, args.size, PROT_READ | PROT_WRITE,
+			    (void **)&view), 0);
+	ASSERT_EQ(gmem_bind(g, 0, args.size, &ops, NULL, &b), 0);
+	ASSERT_EQ(pipe(fds), 0);
+	fcntl(fds[1], F_SETPIPE_SZ, 1 << 20);
+	ASSERT_EQ(convert_pages(g, 0, conv, 0), 0);
+	for (uint64_t q = 0; q < conv; q++)
+		memset(view + q * ps, (char)('a' + q % 26), ps);
+	hand_to_pipe(fds[1], view, handed * ps);
+	/* Backwards and one by one: the handed pages are parked last. */
+	for (uint64_t q = conv; q-- > 0;)
+		ASSERT_EQ(convert_pages(g, q, 1, 1), 0);
+	if (gmem_test_backend() == GMEM_BACKEND_MEMFD) {
+		EXPECT_LE(stats(g).parked, 512);
+		EXPECT_GE(stats(g).rehomed, conv - 512);
+	}
+	for (uint64_t q = 0; q < handed; q++)
+		guest_write(b, q, ps, 'X');
+	read_all(fds[0], buf, handed * ps);
+	EXPECT_EQ(count_of(buf, handed * ps, 'X'), 0);
+	for (uint64_t q = handed; q < conv; q++)
+		guest_expect(b, q, ps, (char)('a' + q % 26));
+	/* Shared again: the host sees what the guest left. */
+	ASSERT_EQ(convert_pages(g, 0, conv, 0), 0);
+	EXPECT_EQ(view[3 * ps + 5], 'X');
+	EXPECT_EQ(view[(conv - 1) * ps], (char)('a' + (conv - 1) % 26));
+	close(fds[0]);
+	close(fds[1]);
+	gmem_unbind(b);
+	gmem_munmap(g, view, args.size);
+	gmem_close(g);
+	free(buf);
+}
+
 /*
  * The DMA flip pattern: shared, touched, private, shared again.  The
  * contents survive every step, a private page waits parked and the
