@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -243,6 +245,73 @@ static inline char *win(const struct gmem_backing *b, uint64_t page)
 	return b->window + gmem_backing_off(b, page);
 }
 
+/* Is a THP knob's selection (the word in brackets) one of words? */
+static bool knob_is(const char *path, const char *const *words)
+{
+	char buf[128];
+	const char *mode;
+
+	if (sys_read_file(path, buf, sizeof(buf)) < 0)
+		return false;
+	mode = strchr(buf, '[');
+	for (; mode && *words; words++)
+		if (!strncmp(mode + 1, *words, strlen(*words)) &&
+		    mode[1 + strlen(*words)] == ']')
+			return true;
+	return false;
+}
+
+/*
+ * Would write() into a 4 KiB file make a huge (or multi-size) folio?
+ * Only with shmem_enabled "always", "within_size" or "force", or a
+ * per-size knob (hugepages-<n>kB/shmem_enabled, the sizes x86-64 offers)
+ * at "always" or "within_size" ("inherit" follows the top level): with
+ * "never", "advise" or "deny" there is no MADV_HUGEPAGE mapping to ask
+ * for one.  fallocate() follows the same rules.
+ *
+ * The answer is kept for REPROBE_MS: re-homing asks once per page, and
+ * reading the knobs costs tens of microseconds.  Should the setting
+ * change within that time and a huge folio appear, nothing private is
+ * exposed: re-homing sees the page stayed (gmem_backing_detached()) and
+ * says so (BUSY, rehome.c); it only costs memory.
+ * Racy by design: two threads may both re-read; any answer is valid.
+ */
+#define REPROBE_MS	100
+
+static bool probe_write_makes_huge(void)
+{
+	static const char *const top_huge[] = { "always", "within_size",
+						"force", NULL };
+	static const char *const size_huge[] = { "always", "within_size",
+						 NULL };
+	char path[96];
+
+	if (knob_is(THP_SYSFS, top_huge))
+		return true;
+	for (unsigned int kb = 8; kb <= 2048; kb *= 2) {
+		snprintf(path, sizeof(path), "/sys/kernel/mm/transparent_hugepage/"
+			 "hugepages-%ukB/shmem_enabled", kb);
+		if (knob_is(path, size_huge))
+			return true;
+	}
+	return false;
+}
+
+static bool write_makes_huge(void)
+{
+	static _Atomic uint64_t probed_at;	/* ms + 1; 0: never */
+	static _Atomic bool answer;
+	uint64_t now = sys_coarse_ms(), at = atomic_load_explicit(
+		&probed_at, memory_order_acquire);
+
+	if (at && now + 1 >= at && now + 1 - at < REPROBE_MS)
+		return atomic_load_explicit(&answer, memory_order_relaxed);
+	atomic_store_explicit(&answer, probe_write_makes_huge(),
+			      memory_order_relaxed);
+	atomic_store_explicit(&probed_at, now + 1, memory_order_release);
+	return atomic_load_explicit(&answer, memory_order_relaxed);
+}
+
 int gmem_backing_alloc(struct gmem_backing *b, uint64_t start, uint64_t end)
 {
 	uint64_t off = gmem_backing_off(b, start);
@@ -250,7 +319,12 @@ int gmem_backing_alloc(struct gmem_backing *b, uint64_t start, uint64_t end)
 	int ret;
 
 	switch (b->kind) {
-	case GMEM_BACKING_MEMFD:	/* faults on a NOHUGEPAGE mapping */
+	case GMEM_BACKING_MEMFD:
+		/* fallocate() is three times as fast as faulting pages in,
+		 * where it makes no huge folios; else the NOHUGEPAGE window. */
+		if (!write_makes_huge())
+			return sys_fallocate(b->fd, FALLOC_FL_KEEP_SIZE, off,
+					     len);
 		ret = gmem_backing_window(b);
 		return ret ? ret : sys_madvise(win(b, start), len,
 					       MADV_POPULATE_WRITE);
@@ -424,27 +498,6 @@ int gmem_backing_read(struct gmem_backing *b, uint64_t page, void *buf,
 				     gmem_backing_off(b, page));
 	ret = gmem_backing_window(b);
 	return ret ? ret : sys_copy_from(buf, win(b, page), len);
-}
-
-/*
- * Would write() into a 4 KiB file make a huge folio?  Only with
- * shmem_enabled "always", "within_size" or "force": with "never",
- * "advise" or "deny" a write has no MADV_HUGEPAGE mapping to ask for one.
- * Read per call (a few microseconds, against a page allocation per page
- * written); should the setting change in between and a huge folio
- * appear, re-homing sees it (gmem_backing_detached()) and says so.
- */
-static bool write_makes_huge(void)
-{
-	char buf[128];
-	const char *mode;
-
-	if (sys_read_file(THP_SYSFS, buf, sizeof(buf)) < 0)
-		return false;	/* no shmem THP at all */
-	mode = strchr(buf, '[');
-	return !mode || !strncmp(mode, "[always]", 8) ||
-	       !strncmp(mode, "[within_size]", 13) ||
-	       !strncmp(mode, "[force]", 7);
 }
 
 int gmem_backing_write_bytes(struct gmem_backing *b, uint64_t off,

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sys.h"
@@ -263,6 +264,16 @@ int sys_allocated(int fd, uint64_t *bytes)
 		return neg_errno();
 	*bytes = (uint64_t)st.st_blocks * 512;
 	return 0;
+}
+
+uint64_t sys_coarse_ms(void)
+{
+	struct timespec ts;
+
+	/* The vDSO: no system call, and it cannot fail with this clock. */
+	if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts))
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 int sys_read_file(const char *path, char *buf, size_t len)

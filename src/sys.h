@@ -67,6 +67,8 @@ int sys_seek_hole(int fd, uint64_t off, uint64_t *out);
 int sys_allocated(int fd, uint64_t *bytes);
 /* Read up to len - 1 bytes of a small file (sysfs, procfs), NUL ended. */
 int sys_read_file(const char *path, char *buf, size_t len);
+/* A monotonic clock in milliseconds, a tick or so coarse (no syscall). */
+uint64_t sys_coarse_ms(void);
 /* Call fn on each line of a (possibly large) text file, NUL ended. */
 int sys_read_lines(const char *path, void (*fn)(void *arg, char *line),
 		   void *arg);
