@@ -339,7 +339,7 @@ static int rehome_range(struct gmem *g, uint64_t start, uint64_t end,
 			bool any_state)
 {
 	void *buf[CHUNK];
-	uint64_t p = start, rs, re, run, n;
+	uint64_t p = start, rs, re, run, n, seen = 0;
 	bool punched = false;
 	unsigned int cur;
 	int ret = 0;
@@ -350,13 +350,20 @@ static int rehome_range(struct gmem *g, uint64_t start, uint64_t end,
 			p = run;
 			continue;
 		}
-		ret = gmem_backing_next_data(&g->b, p, run, &rs, &re);
-		if (ret)
+		if (p < seen) {
+			rs = p;
+			re = seen < run ? seen : run;
+		} else if ((ret = gmem_backing_next_data(&g->b, p, run, &rs,
+							 &re))) {
 			break;
+		}
 		if (rs >= run) {
 			p = run;
 			continue;
 		}
+		/* Data up to re: its chunks need no new lseek() (which walks
+		 * the whole data extent: quadratic in the conversion). */
+		seen = re;
 		n = re - rs < CHUNK ? re - rs : CHUNK;
 		ret = gmem_park_reserve(&g->park, (size_t)n);
 		if (ret)
