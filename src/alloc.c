@@ -99,7 +99,7 @@ static int punch(struct gmem *g, uint64_t start, uint64_t end)
 	gmem_rehome_forget(g, start, end);
 	/* Punched poison is gone: the views may show those pages again. */
 	if (g->poison.nr && gmem_extents_first(&g->poison, start, end) < end) {
-		struct gmem_change ch = { start, end, -1, 0, -1 };
+		struct gmem_change ch = { start, end, -1, 0, -1, -1 };
 		struct unpoison u = { start, end };
 
 		ret = gmem_views_apply(g, &ch, NULL, drop_poison, &u);

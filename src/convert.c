@@ -43,13 +43,18 @@ static int check_attributes(const struct gmem_attributes *a)
 	return 0;
 }
 
-/* True if every page of [start, end) already has value val. */
+/*
+ * True if every page of [start, end) already has value val; *was is
+ * their one value if they have one (else -1).
+ */
 static bool uniform(struct gmem *g, uint64_t start, uint64_t end,
-		    unsigned int val)
+		    unsigned int val, int *was)
 {
 	unsigned int cur;
+	bool one = gmem_state_run(&g->state, start, end, &cur) == end;
 
-	return gmem_state_run(&g->state, start, end, &cur) == end && cur == val;
+	*was = one ? (int)cur : -1;
+	return one && cur == val;
 }
 
 /*
@@ -89,6 +94,7 @@ struct tx {
 	uint64_t start, end;
 	uint64_t bad;			/* a listener's refusal: the page */
 	bool populated;			/* listeners were told */
+	bool all_shared;		/* every page was shared before */
 };
 
 static int rehome_prepare(struct gmem *g, void *arg)
@@ -102,7 +108,7 @@ static int rehome_post(struct gmem *g, void *arg)
 {
 	struct tx *t = arg;
 
-	return gmem_rehome_to_private(g, t->start, t->end);
+	return gmem_rehome_to_private(g, t->start, t->end, t->all_shared);
 }
 
 static int populate_mid(struct gmem *g, void *arg)
@@ -116,12 +122,12 @@ static int populate_mid(struct gmem *g, void *arg)
 
 /* Wait until no pin holds [start, end) back (or fail -EAGAIN). */
 static int wait_pins(struct gmem *g, struct gmem_attributes *a,
-		     uint64_t start, uint64_t end, unsigned int val)
+		     uint64_t start, uint64_t end, unsigned int val, int *was)
 {
 	uint64_t pinned;
 
 	for (;;) {
-		if (uniform(g, start, end, val))
+		if (uniform(g, start, end, val, was))
 			return 1;
 		pinned = val ? first_pinned(g, start, end) : UINT64_MAX;
 		if (pinned == UINT64_MAX)
@@ -143,12 +149,12 @@ static int convert_locked(struct gmem *g, struct gmem_attributes *a)
 	uint64_t start = page_of(g, a->offset);
 	uint64_t end = page_of(g, a->offset + a->size);
 	unsigned int val = a->attributes & GMEM_ATTR_PRIVATE ? 1 : 0;
-	struct gmem_change ch = { start, end, (int)val, -1, -1 };
+	struct gmem_change ch = { start, end, (int)val, -1, -1, -1 };
 	struct tx t = { .start = start, .end = end, .bad = start };
 	uint64_t bad = start;
 	int ret;
 
-	ret = wait_pins(g, a, start, end, val);
+	ret = wait_pins(g, a, start, end, val, &ch.was);
 	if (ret)
 		return ret > 0 ? 0 : ret;
 	gmem_rehome_retry(g);	/* best effort: contents kept aside */
@@ -162,6 +168,7 @@ static int convert_locked(struct gmem *g, struct gmem_attributes *a)
 		a->error_offset = off_of(g, bad);
 		return ret;
 	}
+	t.all_shared = ch.was == 0;
 	gmem_invalidate_changing(g, start, end, val);
 	gmem_huge_before(g, start, end);
 	if (val) {

@@ -45,7 +45,7 @@ GMEM_EXPORT int gmem_memory_failure(struct gmem *g, uint64_t offset)
 	if (gmem_poisoned(g, page))
 		goto out;
 	gmem_invalidate(g, page, page + 1, GMEM_INVALIDATE_POISON);
-	ch = (struct gmem_change){ page, page + 1, -1, 1, -1 };
+	ch = (struct gmem_change){ page, page + 1, -1, 1, -1, -1 };
 	t.page = page;
 	ret = gmem_views_apply(g, &ch, NULL, add_poison, &t);
 	if (!ret)	/* its contents are lost: no snapshot to keep */

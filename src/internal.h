@@ -74,6 +74,9 @@ struct gmem_change {
 	int val;
 	int poison;
 	int pin;
+	int was;	/* every page's state in [start, end) before the
+			   change, when one value (else -1): saves the walks
+			   a lookup per run */
 };
 
 struct gmem {
@@ -240,9 +243,6 @@ int gmem_view_apply(struct gmem *g, struct gmem_view *v,
 		    int (*post)(struct gmem *g, void *arg), void *arg);
 /* After ch took effect in the file's state: modes, merges. */
 void gmem_views_settle(struct gmem *g, const struct gmem_change *ch);
-/* Is page shown (accessible) in v right now? */
-bool gmem_view_shows(struct gmem *g, const struct gmem_view *v,
-		     uint64_t page);
 /* Count v's VMAs from /proc/self/maps (after failures). */
 void gmem_view_recount(struct gmem *g, struct gmem_view *v);
 /* Escalation: make all of v unreachable (one hole), counted. */
@@ -275,7 +275,8 @@ void gmem_rehome_init(struct gmem *g);
 void gmem_rehome_destroy(struct gmem *g);
 void gmem_expose(struct gmem *g, uint64_t start, uint64_t end);
 int gmem_rehome_prepare(struct gmem *g, uint64_t start, uint64_t end);
-int gmem_rehome_to_private(struct gmem *g, uint64_t start, uint64_t end);
+int gmem_rehome_to_private(struct gmem *g, uint64_t start, uint64_t end,
+			   bool all_shared);
 int gmem_rehome_to_shared(struct gmem *g, uint64_t start, uint64_t end);
 void gmem_rehome_to_shared_done(struct gmem *g, uint64_t start,
 				uint64_t end);

@@ -93,7 +93,7 @@ static int set_del_post(struct gmem *g, void *arg)
 /* The pin view shows [start, end) (hugetlb: whole regions). */
 static int show_pinned(struct gmem *g, uint64_t start, uint64_t end)
 {
-	struct gmem_change ch = { start, end, -1, -1, 1 };
+	struct gmem_change ch = { start, end, -1, -1, 1, -1 };
 	struct span sp = { start, end };
 
 	return gmem_view_apply(g, g->pin_view, &ch, set_add_post, &sp);
@@ -117,7 +117,7 @@ static void hide_unpinned(struct gmem *g, uint64_t start, uint64_t end)
 				continue;
 		}
 		if (!pinned) {
-			struct gmem_change ch = { p, e, -1, -1, 0 };
+			struct gmem_change ch = { p, e, -1, -1, 0, -1 };
 			struct span sp = { p, e };
 
 			/* On failure it stays shown: see the top comment. */

@@ -286,16 +286,20 @@ static int make_room(struct gmem *g)
 	return gmem_park_reserve(pk, 1);
 }
 
-/* Is page p shown by a UFFD-mode view, so allocated and mapped? */
+/*
+ * Is shared page p shown by a UFFD-mode view, so allocated (and in the
+ * window)?  Its state is known: only the view's range and poison count.
+ */
 static bool uffd_shown(struct gmem *g, uint64_t p)
 {
 	for (struct gmem_view *v = g->views; v; v = v->next)
-		if (v->mode == GMEM_VIEW_UFFD && gmem_view_shows(g, v, p))
-			return true;
+		if (v->mode == GMEM_VIEW_UFFD && !v->pin && p >= v->first &&
+		    p < v->first + v->npages && p < g->npages)
+			return !gmem_poisoned(g, p);
 	return false;
 }
 
-/* Take a snapshot of page p (shared, guarded now) and park it. */
+/* Take a snapshot of page p (shared until now, guarded) and park it. */
 static int park_page(struct gmem *g, uint64_t p)
 {
 	size_t ps = (size_t)off_of(g, 1);
@@ -447,7 +451,8 @@ static uint64_t changing(struct gmem *g, uint64_t start, uint64_t end,
 	return n;
 }
 
-int gmem_rehome_to_private(struct gmem *g, uint64_t start, uint64_t end)
+int gmem_rehome_to_private(struct gmem *g, uint64_t start, uint64_t end,
+			   bool all_shared)
 {
 	uint64_t p, run, rp;
 	unsigned int cur;
@@ -473,10 +478,16 @@ int gmem_rehome_to_private(struct gmem *g, uint64_t start, uint64_t end)
 	default:
 		break;
 	}
-	if (changing(g, start, end, PARK_BATCH) > PARK_BATCH)
+	if ((all_shared ? end - start : changing(g, start, end, PARK_BATCH))
+	    > PARK_BATCH)
 		return rehome_now(g, start, end);
 	for (p = start; p < end; p = run) {
-		run = gmem_state_run(&g->state, p, end, &cur);
+		if (all_shared) {
+			run = end;
+			cur = 0;
+		} else {
+			run = gmem_state_run(&g->state, p, end, &cur);
+		}
 		for (uint64_t q = p; !cur && q < run; q++) {
 			/* No room for a snapshot: re-home this one now. */
 			if (park_page(g, q) && rehome_now(g, q, q + 1))

@@ -74,6 +74,8 @@ uint64_t gmem_vma_budget(void)
 
 void gmem_vmas_account(struct gmem *g, int64_t delta)
 {
+	if (!delta)	/* most changes: no atomic on the shared count */
+		return;
 	g->vmas += (uint64_t)delta;
 	atomic_fetch_add(&vmas_total, (uint64_t)delta);
 }
@@ -184,18 +186,6 @@ uint64_t gmem_vis_run(struct gmem *g, const struct gmem_view *v,
 	return e;
 }
 
-bool gmem_view_shows(struct gmem *g, const struct gmem_view *v,
-		     uint64_t page)
-{
-	bool shown;
-
-	if (v->mode == GMEM_VIEW_REVOKED || page < v->first ||
-	    page >= v->first + v->npages)
-		return false;
-	gmem_vis_run(g, v, NULL, page, page + 1, &shown);
-	return shown;
-}
-
 /* Maximal runs of equal visibility in [lo, hi) of v (with ch if given). */
 uint64_t gmem_view_runs(struct gmem *g, const struct gmem_view *v,
 			const struct gmem_change *ch, uint64_t lo, uint64_t hi)
@@ -258,12 +248,28 @@ static int walk(struct gmem *g, struct gmem_view *v,
 		int (*fn)(struct gmem *, struct gmem_view *, uint64_t,
 			  uint64_t, bool), uint64_t *stop)
 {
+	/* What the state was, where ch knows it: no lookup needed. */
+	const struct gmem_change was = { ch->start, ch->end, ch->was, -1, -1,
+					 -1 };
+	const struct gmem_change *before = ch->was >= 0 ? &was : NULL;
 	uint64_t p = lo;
 	int ret;
 
+	/*
+	 * The common conversion: one state before, one after, no poison,
+	 * no pins, no regions: [lo, hi) is one run that changes, or none.
+	 */
+	if (before && ch->val >= 0 && ch->poison < 0 && ch->pin < 0 &&
+	    !v->pin && !g->hugetlb && !g->poison.nr && lo >= ch->start &&
+	    hi <= ch->end && hi <= g->npages) {
+		ret = ch->was != ch->val ? fn(g, v, lo, hi, !ch->val) : 0;
+		if (stop)
+			*stop = ret ? lo : hi;
+		return ret;
+	}
 	while (p < hi) {
 		bool cur, next;
-		uint64_t e = gmem_vis_run(g, v, NULL, p, hi, &cur);
+		uint64_t e = gmem_vis_run(g, v, before, p, hi, &cur);
 		uint64_t e2 = gmem_vis_run(g, v, ch, p, e, &next);
 
 		if (cur != next) {
