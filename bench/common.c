@@ -136,6 +136,30 @@ void bench_report_time(const char *name, uint64_t ops, double ns_per_op,
 	fflush(stdout);
 }
 
+void bench_report_paired(const char *name, uint64_t ops, const double *ours,
+			 const char *baseline, const double *base,
+			 unsigned int rounds, struct bench_target t)
+{
+	double a[BENCH_MAX_ROUNDS], b[BENCH_MAX_ROUNDS], r[BENCH_MAX_ROUNDS], m;
+
+	if (rounds > BENCH_MAX_ROUNDS)
+		bench_die("%s: %u rounds, at most %u", name, rounds,
+			  BENCH_MAX_ROUNDS);
+	for (unsigned int i = 0; i < rounds; i++) {
+		a[i] = ours[i];
+		b[i] = base[i];
+		r[i] = ratio(ours[i], base[i]);
+	}
+	m = bench_median(r, rounds);
+	printf("name=%s ops=%llu ns_per_op=%.2f baseline=%s "
+	       "baseline_ns_per_op=%.2f ratio=%.4g paired_rounds=%u", name,
+	       (unsigned long long)ops, bench_median(a, rounds), baseline,
+	       bench_median(b, rounds), m, rounds);
+	print_target(t, bench_median(a, rounds), m);
+	putchar('\n');
+	fflush(stdout);
+}
+
 void bench_report_bytes(const char *name, uint64_t bytes,
 			const char *baseline, uint64_t baseline_bytes,
 			struct bench_target t)

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #define BENCH_ROUNDS	5	/* odd: the median is one measured round */
+#define BENCH_MAX_ROUNDS	63	/* bench_report_paired() */
 
 /* A goal for a result; BENCH_NONE prints no target= field. */
 enum bench_goal {
@@ -63,6 +64,16 @@ double bench_median(double *v, unsigned int n);
 void bench_report_time(const char *name, uint64_t ops, double ns_per_op,
 		       const char *baseline, double baseline_ns_per_op,
 		       struct bench_target t);
+/*
+ * The same line from paired rounds: round i ran ours[i] and base[i] back
+ * to back.  ns_per_op and baseline_ns_per_op are the medians of each,
+ * ratio the median of the per-round ratios, which cancels the drift of a
+ * shared machine (the speed of a cloud VM changes by a third within
+ * seconds) that a ratio of two medians keeps.  Reorders neither array.
+ */
+void bench_report_paired(const char *name, uint64_t ops, const double *ours,
+			 const char *baseline, const double *base,
+			 unsigned int rounds, struct bench_target t);
 void bench_report_bytes(const char *name, uint64_t bytes,
 			const char *baseline, uint64_t baseline_bytes,
 			struct bench_target t);
