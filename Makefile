@@ -201,7 +201,7 @@ check-tsan:
 # test_binding runs without its threads_* test (-t "bind." selects the
 # others): valgrind runs threads one at a time, and in its 1.5 s that
 # test gets too few operations done to pass.
-VALGRIND_TESTS := test_state test_pins test_create test_fallocate test_convert \
+VALGRIND_TESTS := test_state test_extent test_park test_create test_fallocate test_convert \
 		  test_pin test_lifetime test_listener test_badinput
 VALGRIND_BIN   := $(VALGRIND_TESTS:%=$(O)-valgrind/tests/%)
 VALGRIND       := valgrind -q --error-exitcode=99 --fair-sched=yes --leak-check=full \

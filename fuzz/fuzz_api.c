@@ -271,12 +271,33 @@ static void begin_call(void)
 	M.recording = true;
 }
 
+static void dump_list(const char *name, const struct event *ev, int n)
+{
+	static const char *const kinds[] = { "invalidate", "populate",
+					     "discard" };
+
+	for (int i = 0; i < n; i++)
+		fprintf(stderr, "fuzz_api:   %s %s %p reason %u [%#llx, %#llx)\n",
+			name, kinds[ev[i].kind], ev[i].who, ev[i].reason,
+			(unsigned long long)ev[i].off,
+			(unsigned long long)ev[i].size);
+}
+
+/* What a mismatch report needs: both lists. */
+static void dump_events(void)
+{
+	dump_list("seen", M.seen, M.nseen);
+	dump_list("want", M.want, M.nwant);
+}
+
 /* The callbacks seen must be exactly those expected (in any order). */
 static void end_call(const char *what)
 {
 	bool used[MAX_EVENTS] = { false };
 
 	M.recording = false;
+	if (M.nseen != M.nwant)
+		dump_events();
 	CHECK(M.nseen == M.nwant, "%s: %d callbacks, want %d", what, M.nseen,
 	      M.nwant);
 	for (int i = 0; i < M.nseen; i++) {

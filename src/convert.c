@@ -10,9 +10,9 @@
  *      error_offset, or with GMEM_SET_ATTR_WAIT waits on pin_cond;
  *   3. reserve the state tree's memory, so the state commit cannot fail;
  *      forward to a kernel that converts in place (it may refuse);
+ *   to private:
  *   4. owners (bindings) let go of the pages that change, before any of
  *      them moves;
- *   to private:
  *   5. the views hide the pages (gmem_views_apply: prepare, commit; a
  *      failure undoes it all), then pages the kernel may still reference
  *      from when they were shared are parked or re-homed (rehome.c);
@@ -21,8 +21,9 @@
  *   5. contents that live only in a snapshot go back into the file;
  *   6. the views prepare (budget, carving, allocation: nothing visible),
  *      listeners populate (a refusal undoes the populates and the
- *      preparation: no page was ever shown), then the views show the
- *      pages (a failure undoes the shows and the populates);
+ *      preparation: no page was ever shown, no owner invalidated), then
+ *      owners let go of the pages, then the views show the pages (a
+ *      failure undoes the shows and the populates; the owners re-fault);
  *   7. commit the state; views settle (mode, huge pages merged back).
  * The contents never move (but for re-homing, which keeps them): the
  * pages stay in the backing file, only where they are visible changes.
@@ -117,6 +118,9 @@ static int populate_mid(struct gmem *g, void *arg)
 	int ret = gmem_listeners_populate(g, t->start, t->end, &t->bad);
 
 	t->populated = !ret;
+	/* Listeners agreed: owners let go before any view shows a page. */
+	if (!ret)
+		gmem_invalidate_changing(g, t->start, t->end, 0);
 	return ret;
 }
 
@@ -169,9 +173,9 @@ static int convert_locked(struct gmem *g, struct gmem_attributes *a)
 		return ret;
 	}
 	t.all_shared = ch.was == 0;
-	gmem_invalidate_changing(g, start, end, val);
 	gmem_huge_before(g, start, end);
 	if (val) {
+		gmem_invalidate_changing(g, start, end, val);
 		ret = gmem_views_apply(g, &ch, rehome_prepare, rehome_post, &t);
 		if (ret) {
 			gmem_rehome_undo(g, start, end);

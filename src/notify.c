@@ -5,11 +5,13 @@
  * consumers: VFIO, vhost) are told of runs that become shared (populate,
  * which may refuse) and of runs that stop being shared (discard).
  *
- * Order within a conversion (convert.c): owners first, before anything
- * else changes, so that no vCPU uses a page while it moves; to private,
- * the views guard the pages before listeners discard them; to shared,
- * listeners populate before any view shows the pages, so a refusal
- * leaves nothing to undo but the populates already made.
+ * Order within a conversion (convert.c): to private, owners first,
+ * before anything else changes, so that no vCPU uses a page while it
+ * moves, then the views guard the pages before listeners discard them;
+ * to shared, listeners populate first (a refusal leaves nothing to undo
+ * but the populates already made, and no owner is invalidated for a
+ * conversion that did not happen), then owners, then the views show the
+ * pages.
  *
  * Callbacks run with g->lock held and cb_thread set (internal.h).
  */

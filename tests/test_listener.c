@@ -184,6 +184,69 @@ TEST_F(lst, refusal_rolls_back)
 	ASSERT_EQ(gmem_listener_unregister(lb), 0);
 }
 
+/* An owner that records its invalidations, and whether the page at the
+ * start of each was readable in the view at that moment. */
+struct owner_log {
+	char *view;
+	int n;
+	uint64_t off, size;
+	int readable;
+};
+
+static void on_invalidate(void *owner, uint64_t off, uint64_t size,
+			  unsigned int reason)
+{
+	struct owner_log *o = owner;
+
+	(void)reason;
+	if (!o->n++) {
+		o->off = off;
+		o->size = size;
+		o->readable = !harness_probe(o->view + off, 0, NULL);
+	}
+}
+
+static const struct gmem_binding_ops bops = { .invalidate = on_invalidate };
+
+/*
+ * A refused to-shared conversion did not happen: its owners are not
+ * invalidated.  One that goes through invalidates them before any view
+ * shows the pages.  (Found by the fuzzer: owners were invalidated
+ * before the listeners were asked.)
+ */
+TEST_F(lst, refusal_invalidates_no_owner)
+{
+	struct owner_log o = { .view = self->view };
+	struct consumer c = { 0 };
+	struct gmem_binding *b;
+	struct gmem_listener *l;
+	struct gmem_stats st;
+	uint64_t before;
+
+	ASSERT_EQ(gmem_listener_register(self->g, 0, NPAGES * ps, &lops, &c,
+					 &l), 0);
+	c.populates = 0;
+	c.refuse_at = 1;
+	ASSERT_EQ(gmem_bind(self->g, 0, NPAGES * ps, &bops, &o, &b), 0);
+	ASSERT_EQ(gmem_stat(self->g, &st, sizeof(st)), 0);
+	before = st.invalidations;
+	ASSERT_EQ(convert(self->g, 4 * ps, 6 * ps, 0, NULL), -ENOSPC);
+	EXPECT_EQ(o.n, 0);
+	ASSERT_EQ(gmem_stat(self->g, &st, sizeof(st)), 0);
+	EXPECT_EQ(st.invalidations, before);
+	ASSERT_SIGBUS(self->view + 4 * ps, 0);
+	/* Accepted: one invalidation of the run, while it was still hidden. */
+	c.refuse_at = 0;
+	ASSERT_EQ(convert(self->g, 4 * ps, 6 * ps, 0, NULL), 0);
+	EXPECT_EQ(o.n, 1);
+	EXPECT_EQ(o.off, 4 * ps);
+	EXPECT_EQ(o.size, 6 * ps);
+	EXPECT_EQ(o.readable, 0);
+	ASSERT_NO_SIGNAL(self->view + 4 * ps, 0);
+	ASSERT_EQ(gmem_unbind(b), 0);
+	ASSERT_EQ(gmem_listener_unregister(l), 0);
+}
+
 /* A refused replay fails the registration and takes the replay back. */
 TEST_F(lst, refused_replay)
 {
