@@ -96,7 +96,7 @@ static int punch(struct gmem *g, uint64_t start, uint64_t end)
 	}
 	if (ret)
 		return ret;
-	gmem_rehome_forget(g, start, end);
+	gmem_rehome_lost(g, start, end);
 	/* Punched poison is gone: the views may show those pages again. */
 	if (g->poison.nr && gmem_extents_first(&g->poison, start, end) < end) {
 		struct gmem_change ch = { start, end, -1, 0, -1, -1 };

@@ -48,8 +48,8 @@ GMEM_EXPORT int gmem_memory_failure(struct gmem *g, uint64_t offset)
 	ch = (struct gmem_change){ page, page + 1, -1, 1, -1, -1 };
 	t.page = page;
 	ret = gmem_views_apply(g, &ch, NULL, add_poison, &t);
-	if (!ret)	/* its contents are lost: no snapshot to keep */
-		gmem_rehome_forget(g, page, page + 1);
+	if (!ret)	/* its contents are lost, not its re-home */
+		gmem_rehome_lost(g, page, page + 1);
 out:
 	gmem_unlock_put(g);
 	return ret;

@@ -284,6 +284,7 @@ bool gmem_rehome_allocated(struct gmem *g, uint64_t start, uint64_t end);
 int gmem_rehome_private_use(struct gmem *g, uint64_t start, uint64_t end,
 			    uint64_t *bad);
 void gmem_rehome_forget(struct gmem *g, uint64_t start, uint64_t end);
+void gmem_rehome_lost(struct gmem *g, uint64_t start, uint64_t end);
 void gmem_rehome_undo(struct gmem *g, uint64_t start, uint64_t end);
 int gmem_rehome_retry(struct gmem *g);
 

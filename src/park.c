@@ -223,6 +223,13 @@ void gmem_park_set_flags(struct gmem_park *p, struct gmem_park_slot *s,
 	}
 }
 
+void gmem_park_zero(struct gmem_park *p, struct gmem_park_slot *s)
+{
+	gmem_park_buf_free(p, s->buf);
+	s->buf = NULL;
+	s->flags |= GMEM_PARK_ZERO;
+}
+
 void gmem_park_drop(struct gmem_park *p, struct gmem_park_slot *s)
 {
 	size_t i = (size_t)(s - p->slot), j = i;

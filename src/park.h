@@ -82,6 +82,8 @@ int gmem_park_add(struct gmem_park *p, uint64_t page, void *buf,
 /* Change a slot's flags (ZERO stays as it is). */
 void gmem_park_set_flags(struct gmem_park *p, struct gmem_park_slot *s,
 			 unsigned int flags);
+/* The page's contents became zeros: its buffer is recycled, it stays. */
+void gmem_park_zero(struct gmem_park *p, struct gmem_park_slot *s);
 /* Forget a slot (its buffer is recycled); the slot pointer dies. */
 void gmem_park_drop(struct gmem_park *p, struct gmem_park_slot *s);
 /*

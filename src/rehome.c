@@ -537,6 +537,32 @@ void gmem_rehome_forget(struct gmem *g, uint64_t start, uint64_t end)
 		gmem_park_drop(&g->park, s);
 }
 
+/*
+ * The contents of [start, end) are gone (punched, poisoned), but not
+ * necessarily the pages: the kernel zeroes a page of a 2 MiB folio it
+ * cannot split (a reference holds it) in place, so an old reference
+ * still reaches what the file will hold there.  A page that owes a
+ * re-home keeps owing it, with zeros for contents: its slot stays, its
+ * buffer goes (no allocation, so this cannot fail), and its first
+ * private use re-homes it or fails -EAGAIN as before.  A pending page
+ * stays pending.  Only a DETACHED slot, whose old page already left the
+ * file, is done with.
+ */
+void gmem_rehome_lost(struct gmem *g, uint64_t start, uint64_t end)
+{
+	struct gmem_park_slot *s;
+	size_t i = 0;
+
+	while (g->park.nr && (s = gmem_park_next(&g->park, start, end, &i))) {
+		if (s->flags & GMEM_PARK_DETACHED) {
+			gmem_park_drop(&g->park, s);
+			continue;
+		}
+		gmem_park_zero(&g->park, s);
+		i++;
+	}
+}
+
 void gmem_rehome_undo(struct gmem *g, uint64_t start, uint64_t end)
 {
 	/* A failed to-private punched nothing: every slot is a snapshot. */

@@ -511,6 +511,74 @@ TEST_F(thp, referenced_page_never_sees_private_data)
 	free(buf);
 }
 
+/*
+ * Dropping a page's contents does not drop its re-home: a punch (or a
+ * poison, then the punch that clears it) of a private page whose folio
+ * the kernel holds zeroes the page in place, and the old reference
+ * still reaches it.  Every way of losing the contents, then both ways of
+ * a first private use: the use fails -EAGAIN while the reference lasts,
+ * and the pipe never reads what is written after.  (Found by an
+ * adversarial review: the punch forgot the re-home and the pipe read
+ * the secret.)
+ */
+TEST_F(thp, lost_contents_keep_their_rehome)
+{
+	static const char *const how[] = { "punch", "poison+punch" };
+	struct gmem_binding *b;
+	struct gmem_pfn pfn;
+	char *buf = malloc(ps), *secret = malloc(ps);
+
+	ASSERT_NONNULL(buf);
+	ASSERT_NONNULL(secret);
+	memset(secret, 'Z', ps);
+	ASSERT_EQ(gmem_bind(self->g, 0, THP_SIZE, &ops, NULL, &b), 0);
+	for (int i = 0; i < 4; i++) {
+		const uint64_t p = (80 + 4 * (uint64_t)i) * MiB + 5 * ps;
+		int populate = i & 1;
+		int fds[2], ret;
+
+		TH_LOG("%s, then %s", how[i / 2],
+		       populate ? "populate" : "get_pfn");
+		ASSERT_EQ(pipe(fds), 0);
+		memset(self->v + p, 'S', ps);
+		hand_to_pipe(fds[1], self->v + p, ps);
+		ASSERT_EQ(convert(self->g, p, ps, 1), 0);
+		if (i / 2)
+			ASSERT_EQ(gmem_memory_failure(self->g, p), 0);
+		ASSERT_EQ(gmem_fallocate(self->g, FALLOC_FL_KEEP_SIZE |
+					 FALLOC_FL_PUNCH_HOLE, p, ps), 0);
+		if (populate) {
+			ret = (int)gmem_populate(self->g, p, secret, ps);
+		} else {
+			ret = gmem_get_pfn(b, p / ps, GMEM_ACCESS_PRIVATE,
+					   &pfn);
+			if (!ret) {
+				memcpy(pfn.addr, secret, ps);
+				gmem_put_pfn(b, p / ps, GMEM_ACCESS_PRIVATE);
+			}
+		}
+		EXPECT_EQ(ret, -EAGAIN);
+		ASSERT_EQ(read(fds[0], buf, ps), (ssize_t)ps);
+		EXPECT_EQ(count_of(buf, ps, 'Z'), 0);
+		/* The reference gone, the private use goes through. */
+		if (populate) {
+			ASSERT_EQ(gmem_populate(self->g, p, secret, ps),
+				  (ssize_t)ps);
+		} else {
+			ASSERT_EQ(gmem_get_pfn(b, p / ps, GMEM_ACCESS_PRIVATE,
+					       &pfn), 0);
+			EXPECT_EQ(((char *)pfn.addr)[0], 0);	/* punched */
+			ASSERT_EQ(gmem_put_pfn(b, p / ps, GMEM_ACCESS_PRIVATE),
+				  0);
+		}
+		close(fds[0]);
+		close(fds[1]);
+	}
+	ASSERT_EQ(gmem_unbind(b), 0);
+	free(buf);
+	free(secret);
+}
+
 /* A region that was shown gets a fresh 1 GiB page when it goes mixed. */
 TEST_F(gig, shown_region_is_rehomed)
 {
