@@ -7,7 +7,9 @@
  *    pages with gmem_get_pfn().  When the guest touches a page in the
  *    wrong state, the call fails like KVM_EXIT_MEMORY_FAULT: the VMM
  *    converts the reported range and resumes, as QEMU's kvm_cpu_exec()
- *    does on a memory-fault exit;
+ *    does on a memory-fault exit.  It maps a page only if no
+ *    invalidation came in between (the retry-on-sequence pattern of
+ *    KVM's mmu_invalidate_seq: copy this part);
  *  - a device doing DMA into a shared bounce buffer: it pins the buffer,
  *    so the guest cannot take it back to private until the DMA is done;
  *  - an IOMMU (a listener, think: VFIO) that maps every run of memory
@@ -16,6 +18,8 @@
  * Run: make build/examples/vmm_loop && build/examples/vmm_loop
  */
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -49,6 +53,9 @@ static const struct gmem_listener_ops iommu_ops = {
 
 /* --- the vCPU's memslot: a binding ---------------------------------- */
 
+/* The memslot's "page table" lock: KVM's mmu_lock. */
+static pthread_mutex_t mmu_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static void memslot_invalidate(void *owner, uint64_t off, uint64_t size,
 			       unsigned int reason)
 {
@@ -60,8 +67,13 @@ static void memslot_invalidate(void *owner, uint64_t off, uint64_t size,
 	};
 
 	(void)owner;
+	/* Zap the range from the guest's page tables, under the lock the
+	 * vCPU takes to install; a real VMM would also kick its vCPUs and
+	 * may wait for them here: gmem_get_pfn() never waits for this. */
+	pthread_mutex_lock(&mmu_lock);
 	printf("    memslot: drop mappings of [0x%06llx, +0x%llx) (%s)\n",
 	       (unsigned long long)off, (unsigned long long)size, why[reason]);
+	pthread_mutex_unlock(&mmu_lock);
 }
 
 static const struct gmem_binding_ops memslot_ops = {
@@ -92,34 +104,56 @@ static int convert(struct gmem *g, uint64_t off, uint64_t size,
 
 /*
  * The vCPU loop: try the access; on a memory fault convert what the
- * fault names and retry, as a VMM does on KVM_EXIT_MEMORY_FAULT.
+ * fault names and retry, as a VMM does on KVM_EXIT_MEMORY_FAULT; on
+ * -EAGAIN (a change under way) go back to the loop and retry; map the
+ * page only if no invalidation began or ended since the sequence was
+ * read, else drop it and start again.
  */
 static int vcpu_access(struct gmem *g, struct gmem_binding *slot,
 		       const struct access *acc)
 {
+	uint64_t index = acc->gpa / PAGE;
 	struct gmem_pfn pfn;
-	int ret;
+	int ret = -EAGAIN;
 
-	for (int tries = 0; tries < 2; tries++) {
-		ret = gmem_get_pfn(slot, acc->gpa / PAGE, acc->kind, &pfn);
-		if (ret != -EFAULT)
-			break;
-		printf("  vcpu: memory fault at 0x%06llx (%s access), VMM "
-		       "converts it\n", (unsigned long long)pfn.fault_offset,
-		       pfn.fault_flags & GMEM_MEMORY_FAULT_PRIVATE ?
-		       "private" : "shared");
-		ret = convert(g, pfn.fault_offset, pfn.fault_size,
-			      !!(pfn.fault_flags & GMEM_MEMORY_FAULT_PRIVATE),
-			      NULL);
+	for (int tries = 0; tries < 1000; tries++) {
+		uint64_t seq = gmem_invalidate_seq(slot);
+
+		ret = gmem_get_pfn(slot, index, acc->kind, &pfn);
+		if (ret == -EAGAIN) {	/* handle requests, re-enter */
+			sched_yield();
+			continue;
+		}
+		if (ret == -EFAULT) {
+			printf("  vcpu: memory fault at 0x%06llx (%s access), "
+			       "VMM converts it\n",
+			       (unsigned long long)pfn.fault_offset,
+			       pfn.fault_flags & GMEM_MEMORY_FAULT_PRIVATE ?
+			       "private" : "shared");
+			ret = convert(g, pfn.fault_offset, pfn.fault_size,
+				      !!(pfn.fault_flags &
+					 GMEM_MEMORY_FAULT_PRIVATE), NULL);
+			if (ret)
+				return ret;
+			continue;
+		}
 		if (ret)
 			return ret;
+		pthread_mutex_lock(&mmu_lock);
+		if (gmem_invalidate_retry(slot, seq)) {	/* stale: again */
+			pthread_mutex_unlock(&mmu_lock);
+			gmem_put_pfn(slot, index, acc->kind);
+			continue;
+		}
+		/* "Install" the mapping and let the guest run on it. */
+		snprintf(pfn.addr, 32, "%s", acc->what);
+		pthread_mutex_unlock(&mmu_lock);
+		printf("  vcpu: %s at 0x%06llx: ok\n", acc->what,
+		       (unsigned long long)acc->gpa);
+		/* KVM keeps no reference once mapped: put it back. */
+		return gmem_put_pfn(slot, index, acc->kind);
 	}
-	if (ret)
-		return ret;
-	snprintf(pfn.addr, 32, "%s", acc->what);
-	printf("  vcpu: %s at 0x%06llx: ok\n", acc->what,
-	       (unsigned long long)acc->gpa);
-	return gmem_put_pfn(slot, acc->gpa / PAGE, acc->kind);
+	return ret;
 }
 
 int main(void)

@@ -205,12 +205,29 @@ struct gmem_pfn {
  * one does not hold conversions back (the owner is invalidated instead).
  * -EFAULT: the page is not in the state the access needs; fault_* say
  * what to convert before retrying.  -EHWPOISON: the page is poisoned.
+ * -EAGAIN: retry (after leaving guest mode): an invalidation of the
+ * binding is under way, or the page's huge folio is held by the kernel.
  * The address lies in the guest view, which no host view exposes.
  */
 int gmem_get_pfn(struct gmem_binding *b, uint64_t index, unsigned int access,
 		 struct gmem_pfn *pfn);
 /* Drop a reference gmem_get_pfn() took: -EINVAL if there is none. */
 int gmem_put_pfn(struct gmem_binding *b, uint64_t index, unsigned int access);
+
+/*
+ * The invalidation protocol, in the shape of KVM's mmu_invalidate_seq:
+ * read the sequence before gmem_get_pfn(), then, under the lock your
+ * invalidate callback takes, install the page only if
+ * gmem_invalidate_retry() is 0; else put the page and start again.  An
+ * invalidation begins before its callback and ends once the change it
+ * announced is done.  gmem_get_pfn() does not take the file's lock while
+ * nothing changes (any number of threads at once), and returns -EAGAIN
+ * instead of waiting for a change under way, so an invalidate callback
+ * may wait for the threads that call it (kick vCPUs, wait until they
+ * left guest mode).  See gmem_bind(3), INVALIDATION.
+ */
+uint64_t gmem_invalidate_seq(const struct gmem_binding *b);
+int gmem_invalidate_retry(const struct gmem_binding *b, uint64_t seq);
 
 /*
  * Listeners: consumers of shared memory (VFIO, vhost).  populate is told

@@ -8,20 +8,30 @@
  * never handed to gmem_mmap() callers.  It shows private pages: that is
  * what the guest side is for.
  *
- * References: a shared access takes a pin (g->pins, so a conversion to
- * private waits or fails -EAGAIN, as the kernel's refcount check makes
- * it) and is remembered in the binding's shared_refs; a private access
- * is only remembered (private_refs): private consumers do not hold
- * conversions back, they are invalidated (notify.c).  gmem_unbind()
- * drops whatever the owner did not put.  A private access is the first
+ * References live in the binding's per-page words (refs.h): a shared
+ * one holds conversions to private back (they wait or fail -EAGAIN, as
+ * the kernel's refcount check makes them), a private one does not (the
+ * owner is invalidated instead).  A page once reached is left READY, so
+ * the next gmem_get_pfn() of it takes its reference with one CAS and no
+ * lock, from any number of threads; anything that changes the page
+ * (conversion, punch, poison, close) clears READY first (notify.c,
+ * convert.c) and begins an invalidation that ends when the file lock is
+ * released (lock.c).  gmem_put_pfn() never locks.  gmem_unbind() drops
+ * whatever the owner did not put.  A private access is the first
  * private use of a page: one that was parked (rehome.c) is re-homed
- * before its address is handed out.
+ * before its address is handed out, in the slow path.
  *
- * Locking: g->lock (internal.h).
+ * The slow path never sleeps on the file lock while an invalidation of
+ * the binding is under way (lock_for_pfn()): -EAGAIN instead, so an
+ * invalidate callback may wait for the owner's vCPU threads.
+ *
+ * Locking: g->lock (internal.h) but for the fast paths, which use only
+ * atomics on the page's word and on the invalidation counters.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "internal.h"
 #include "sys.h"
@@ -33,27 +43,15 @@
 #define MADV_COLLAPSE		25
 #endif
 
-/* Drop b's references: its pins leave g->pins too. */
-static int drop_refs(struct gmem *g, struct gmem_binding *b)
+/* Drop b's references: the pins among them go, so waiters may go on. */
+static void drop_refs(struct gmem *g, struct gmem_binding *b)
 {
-	int ret = 0;
+	bool shared = gmem_refs_first_shared(&b->refs, 0, b->npages) <
+		      b->npages;
 
-	while (b->shared_refs.nr && !ret) {
-		struct gmem_extent e = b->shared_refs.ext[0];
-
-		ret = gmem_extents_sub(&g->pins, e.start, e.end);
-		if (!ret)
-			ret = gmem_extents_sub(&b->shared_refs, e.start, e.end);
-		g->pfn_refs -= ret ? 0 : e.end - e.start;
-	}
-	for (size_t i = 0; i < b->private_refs.nr; i++) {
-		struct gmem_extent *e = &b->private_refs.ext[i];
-
-		g->pfn_refs -= (e->end - e->start) * e->count;
-	}
-	gmem_extents_destroy(&b->private_refs);
-	pthread_cond_broadcast(&g->pin_cond);
-	return ret;
+	gmem_refs_destroy(&b->refs);
+	if (shared)
+		gmem_refs_wake(g);
 }
 
 GMEM_EXPORT int gmem_bind(struct gmem *g, uint64_t offset, uint64_t size,
@@ -83,6 +81,11 @@ GMEM_EXPORT int gmem_bind(struct gmem *g, uint64_t offset, uint64_t size,
 		ret = -ENOMEM;
 		goto out;
 	}
+	ret = gmem_refs_init(&b->refs, end - first);
+	if (ret) {
+		free(b);
+		goto out;
+	}
 	b->g = g;
 	b->first = first;
 	b->npages = end - first;
@@ -110,16 +113,11 @@ GMEM_EXPORT int gmem_unbind(struct gmem_binding *b)
 	ret = gmem_lock(g);
 	if (ret)
 		return ret;
-	ret = drop_refs(g, b);
-	if (ret) {		/* out of memory splitting pin extents */
-		gmem_unlock_put(g);
-		return ret;
-	}
+	drop_refs(g, b);
 	for (pp = &g->bindings; *pp != b; pp = &(*pp)->next)
 		;
 	*pp = b->next;
 	g->nr_bindings--;
-	gmem_extents_destroy(&b->shared_refs);
 	free(b);
 	gmem_unlock_put(g);
 	return 0;
@@ -134,32 +132,153 @@ static int check_pfn_args(struct gmem_binding *b, uint64_t index,
 	return 0;
 }
 
-GMEM_EXPORT int gmem_get_pfn(struct gmem_binding *b, uint64_t index,
-			     unsigned int access, struct gmem_pfn *pfn)
+static bool in_callback(struct gmem *g)
 {
-	uint64_t page, first, bad;
-	unsigned int order;
-	struct gmem *g;
-	int ret = check_pfn_args(b, index, access);
+	return atomic_load_explicit(&g->cb_thread, memory_order_relaxed) ==
+	       (unsigned long)pthread_self();
+}
 
-	if (ret || !pfn)
-		return ret ? ret : -EINVAL;
-	g = b->g;
-	ret = gmem_lock_live(g);
+static void fill(struct gmem *g, struct gmem_binding *b, uint64_t index,
+		 uint64_t w, struct gmem_pfn *pfn)
+{
+	uint64_t page = b->first + index;
+
+	pfn->addr = g->b.window + off_of(g, page);
+	pfn->offset = off_of(g, page);
+	pfn->order = (unsigned int)((w & REF_ORDER_MASK) >> REF_ORDER_SHIFT);
+}
+
+/*
+ * The lock-free grant: one CAS that needs READY for this access and adds
+ * a reference.  false: take the slow path.
+ */
+static bool grant_fast(struct gmem_binding *b, uint64_t index,
+		       unsigned int access, struct gmem_pfn *pfn)
+{
+	_Atomic uint64_t *slot = gmem_refs_slot(&b->refs, index);
+	uint64_t w, ready = ref_ready(access);
+
+	if (!slot)
+		return false;
+	w = atomic_load_explicit(slot, memory_order_relaxed);
+	while ((w & ready) && ref_count(w, access) < REF_COUNT_MAX) {
+		if (atomic_compare_exchange_weak_explicit(slot, &w,
+				w + ref_one(access), memory_order_acquire,
+				memory_order_relaxed)) {
+			fill(b->g, b, index, w, pfn);
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * The file lock for the slow path, which must never sleep on it while an
+ * invalidation of b is under way: its owner may be waiting for this very
+ * thread (a vCPU) to leave guest mode.  Then -EAGAIN: the caller goes
+ * back to its loop and retries, as KVM's fault path does.  Sleeps in
+ * slices of 100 us to notice an invalidation that begins meanwhile.
+ */
+static int lock_for_pfn(struct gmem *g, struct gmem_binding *b)
+{
+	struct timespec ts;
+
+	if (in_callback(g))
+		return -EDEADLK;
+	while (pthread_mutex_trylock(&g->lock)) {
+		if (atomic_load(&b->inval_active))
+			return -EAGAIN;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100000;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		if (!pthread_mutex_timedlock(&g->lock, &ts))
+			break;
+	}
+	if (g->closed) {
+		pthread_mutex_unlock(&g->lock);
+		return -EBADF;
+	}
+	return 0;
+}
+
+#define RA_MAX	16	/* pages populated ahead of a sequential first touch */
+
+/*
+ * Make page index of b allocated and mapped in the window, unless it is
+ * known to be.  A first touch that follows the last one populates ahead,
+ * doubling up to RA_MAX pages (as readahead does), so a guest touching
+ * its memory in order pays one system call per RA_MAX pages, and one
+ * touching it at random no more than the page it touched.
+ */
+static int populate(struct gmem *g, struct gmem_binding *b, uint64_t index,
+		    unsigned int order, _Atomic uint64_t *slot)
+{
+	uint64_t first, n, i;
+	int ret;
+
+	if (atomic_load_explicit(slot, memory_order_relaxed) & REF_PRESENT)
+		return 0;
+	if (order) {
+		first = (b->first + index) & ~((1ULL << order) - 1);
+		return sys_madvise(g->b.window + off_of(g, first),
+				   off_of(g, 1ULL << order),
+				   MADV_POPULATE_WRITE);
+	}
+	b->ra_size = index == b->ra_next && b->ra_size ?
+		     (b->ra_size * 2 > RA_MAX ? RA_MAX : b->ra_size * 2) : 1;
+	n = b->npages - index < b->ra_size ? b->npages - index : b->ra_size;
+	if (g->poison.nr) {	/* never past a poisoned page */
+		uint64_t bad = gmem_extents_first(&g->poison, b->first + index,
+						  b->first + index + n);
+
+		n = bad - (b->first + index);
+	}
+	if (!n)
+		n = 1;
+	/* memfd: allocating with fallocate() and then mapping costs two
+	 * thirds of faulting the pages in (bench/bench_pfn.c). */
+	ret = g->b.kind == GMEM_BACKING_MEMFD ?
+	      gmem_backing_alloc(&g->b, b->first + index,
+				 b->first + index + n) : 0;
+	if (!ret)
+		ret = sys_madvise(g->b.window + off_of(g, b->first + index),
+				  off_of(g, n), MADV_POPULATE_WRITE);
+	if (ret && n > 1)	/* the page itself is what matters */
+		ret = sys_madvise(g->b.window + off_of(g, b->first + index),
+				  off_of(g, n = 1), MADV_POPULATE_WRITE);
 	if (ret)
 		return ret;
-	page = b->first + index;
-	if (gmem_poisoned(g, page)) {
-		ret = -EHWPOISON;
-		goto out;
+	b->ra_next = index + n;
+	for (i = 0; i < n; i++) {
+		_Atomic uint64_t *s = i ? gmem_refs_slot_make(&b->refs,
+							     index + i) : slot;
+
+		if (s)
+			atomic_fetch_or(s, REF_PRESENT);
 	}
+	return 0;
+}
+
+/* With the file lock: everything the fast path cannot do. */
+static int get_slow(struct gmem *g, struct gmem_binding *b, uint64_t index,
+		    unsigned int access, struct gmem_pfn *pfn)
+{
+	uint64_t page = b->first + index, first, bad, w, nw;
+	_Atomic uint64_t *slot;
+	unsigned int order;
+	int ret;
+
+	if (gmem_poisoned(g, page))
+		return -EHWPOISON;
 	if (gmem_state_get(&g->state, page) != access) {
 		pfn->fault_offset = off_of(g, page);
 		pfn->fault_size = off_of(g, 1);
 		pfn->fault_flags = access == GMEM_ACCESS_PRIVATE ?
 				   GMEM_MEMORY_FAULT_PRIVATE : 0;
-		ret = -EFAULT;
-		goto out;
+		return -EFAULT;
 	}
 	order = gmem_huge_order(g, page, access);
 	if (access == GMEM_ACCESS_PRIVATE) {
@@ -168,7 +287,7 @@ GMEM_EXPORT int gmem_get_pfn(struct gmem_binding *b, uint64_t index,
 		/* Its first private use: out of old references' reach. */
 		ret = gmem_rehome_private_use(g, page, page + 1, &bad);
 		if (ret)
-			goto out;
+			return ret;
 		first = page & ~((1ULL << order) - 1);
 		if (order && gmem_rehome_private_use(g, first, first +
 						     (1ULL << order), &bad))
@@ -180,68 +299,90 @@ GMEM_EXPORT int gmem_get_pfn(struct gmem_binding *b, uint64_t index,
 	}
 	ret = gmem_backing_window(&g->b);
 	if (ret)
-		goto out;
-	first = page & ~((1ULL << order) - 1);
+		return ret;
+	slot = gmem_refs_slot_make(&b->refs, index);
+	if (!slot)
+		return -ENOMEM;
 	/* The page (its huge page) exists and is mapped once the owner
 	 * has its address. */
-	ret = sys_madvise(g->b.window + off_of(g, first),
-			  off_of(g, 1ULL << order), MADV_POPULATE_WRITE);
+	ret = populate(g, b, index, order, slot);
 	if (ret)
-		goto out;
-	if (access == GMEM_ACCESS_SHARED) {
-		ret = gmem_extents_add(&g->pins, page, page + 1);
-		if (!ret) {
-			ret = gmem_extents_add(&b->shared_refs, page, page + 1);
-			if (ret)
-				gmem_extents_sub(&g->pins, page, page + 1);
-		}
-		if (!ret)	/* the owner may hand it to the kernel */
-			gmem_expose(g, page, page + 1);
-	} else {
-		ret = gmem_extents_add(&b->private_refs, page, page + 1);
-	}
+		return ret;
+	if (access == GMEM_ACCESS_SHARED)	/* it may go to the kernel */
+		gmem_expose(g, page, page + 1);
+	/* Grant, and leave the page READY for the fast path: nothing can
+	 * change it now without an invalidation, which clears READY. */
+	w = atomic_load(slot);
+	do {
+		if (ref_count(w, access) >= REF_COUNT_MAX)
+			return -EOVERFLOW;
+		nw = ((w & ~(REF_READY_SHARED | REF_READY_PRIVATE |
+			     REF_ORDER_MASK)) | ref_ready(access) |
+		      (uint64_t)order << REF_ORDER_SHIFT) + ref_one(access);
+	} while (!atomic_compare_exchange_weak(slot, &w, nw));
+	fill(g, b, index, nw, pfn);
+	return 0;
+}
+
+GMEM_EXPORT int gmem_get_pfn(struct gmem_binding *b, uint64_t index,
+			     unsigned int access, struct gmem_pfn *pfn)
+{
+	struct gmem *g;
+	int ret = check_pfn_args(b, index, access);
+
+	if (ret || !pfn)
+		return ret ? ret : -EINVAL;
+	g = b->g;
+	if (!in_callback(g) && grant_fast(b, index, access, pfn))
+		return 0;
+	ret = lock_for_pfn(g, b);
 	if (ret)
-		goto out;
-	g->pfn_refs++;
-	pfn->addr = g->b.window + off_of(g, page);
-	pfn->offset = off_of(g, page);
-	pfn->order = order;
-out:
+		return ret;
+	ret = get_slow(g, b, index, access, pfn);
 	gmem_unlock_put(g);
 	return ret;
 }
 
+/* Lock-free: a CAS on the page's word; allowed after gmem_close(). */
 GMEM_EXPORT int gmem_put_pfn(struct gmem_binding *b, uint64_t index,
 			     unsigned int access)
 {
-	struct gmem *g;
-	uint64_t page;
+	_Atomic uint64_t *slot;
+	uint64_t w;
 	int ret = check_pfn_args(b, index, access);
 
 	if (ret)
 		return ret;
-	g = b->g;
-	ret = gmem_lock(g);
-	if (ret)
-		return ret;
-	page = b->first + index;
-	if (access == GMEM_ACCESS_SHARED) {
-		ret = gmem_extents_sub(&b->shared_refs, page, page + 1);
-		if (!ret) {
-			ret = gmem_extents_sub(&g->pins, page, page + 1);
-			if (ret)	/* keep the two counts in step */
-				gmem_extents_add(&b->shared_refs, page,
-						 page + 1);
-		}
-		if (!ret)
-			pthread_cond_broadcast(&g->pin_cond);
-	} else {
-		ret = gmem_extents_sub(&b->private_refs, page, page + 1);
-	}
-	if (!ret)
-		g->pfn_refs--;
-	gmem_unlock_put(g);
-	return ret;
+	if (in_callback(b->g))
+		return -EDEADLK;
+	slot = gmem_refs_slot(&b->refs, index);
+	if (!slot)
+		return -EINVAL;
+	w = atomic_load_explicit(slot, memory_order_relaxed);
+	do {
+		if (!ref_count(w, access))
+			return -EINVAL;
+	} while (!atomic_compare_exchange_weak_explicit(slot, &w,
+			w - ref_one(access), memory_order_release,
+			memory_order_relaxed));
+	if (access == GMEM_ACCESS_SHARED && ref_count(w, access) == 1)
+		gmem_refs_wake(b->g);	/* a conversion may wait for it */
+	return 0;
+}
+
+GMEM_EXPORT uint64_t gmem_invalidate_seq(const struct gmem_binding *b)
+{
+	return b ? atomic_load((_Atomic uint64_t *)&b->inval_seq) : 0;
+}
+
+GMEM_EXPORT int gmem_invalidate_retry(const struct gmem_binding *b,
+				      uint64_t seq)
+{
+	if (!b)
+		return 1;
+	if (atomic_load((_Atomic unsigned int *)&b->inval_active))
+		return 1;
+	return atomic_load((_Atomic uint64_t *)&b->inval_seq) != seq;
 }
 
 GMEM_EXPORT int gmem_kvm_memslot(struct gmem *g, int *gmem_fd,

@@ -7,7 +7,10 @@
  * that the unsafe direction never needs an undo:
  *   1. nothing to do if the range is already val (no-op, not counted);
  *   2. to private: a pinned page fails the whole call with -EAGAIN and
- *      error_offset, or with GMEM_SET_ATTR_WAIT waits on pin_cond;
+ *      error_offset, or with GMEM_SET_ATTR_WAIT waits until one goes
+ *      (wake_cond); a shared gmem_get_pfn() reference is a pin here,
+ *      and its lock-free path is shut (READY cleared) before the
+ *      references are counted, so none slips in after the count;
  *   3. reserve the state tree's memory, so the state commit cannot fail;
  *      forward to a kernel that converts in place (it may refuse);
  *   to private:
@@ -68,6 +71,19 @@ static uint64_t first_pinned(struct gmem *g, uint64_t start, uint64_t end)
 	uint64_t p = gmem_extents_first(&g->pins, start, end);
 	uint64_t rs = start, re = end, q;
 
+	for (struct gmem_binding *b = g->bindings; b; b = b->next) {
+		uint64_t s = start > b->first ? start : b->first;
+		uint64_t e = end < b->first + b->npages ? end :
+			     b->first + b->npages;
+
+		if (s >= e)
+			continue;
+		gmem_refs_unready(&b->refs, s - b->first, e - b->first, false);
+		q = gmem_refs_first_shared(&b->refs, s - b->first,
+					   e - b->first) + b->first;
+		if (q < e && q < p)
+			p = q;
+	}
 	if (p < end)
 		return p;
 	gmem_huge_round(g, &rs, &re);
@@ -128,11 +144,13 @@ static int populate_mid(struct gmem *g, void *arg)
 static int wait_pins(struct gmem *g, struct gmem_attributes *a,
 		     uint64_t start, uint64_t end, unsigned int val, int *was)
 {
-	uint64_t pinned;
+	uint64_t pinned, seq;
 
 	for (;;) {
 		if (uniform(g, start, end, val, was))
 			return 1;
+		/* Before the count: a reference that goes after it moves it. */
+		seq = atomic_load(&g->unpin_seq);
 		pinned = val ? first_pinned(g, start, end) : UINT64_MAX;
 		if (pinned == UINT64_MAX)
 			return 0;
@@ -141,7 +159,14 @@ static int wait_pins(struct gmem *g, struct gmem_attributes *a,
 			return -EAGAIN;
 		}
 		g->nr_waiters++;
-		pthread_cond_wait(&g->pin_cond, &g->lock);
+		atomic_fetch_add(&g->unpin_waiters, 1);
+		pthread_mutex_unlock(&g->lock);
+		pthread_mutex_lock(&g->wake_lock);
+		while (atomic_load(&g->unpin_seq) == seq)
+			pthread_cond_wait(&g->wake_cond, &g->wake_lock);
+		pthread_mutex_unlock(&g->wake_lock);
+		atomic_fetch_sub(&g->unpin_waiters, 1);
+		pthread_mutex_lock(&g->lock);
 		g->nr_waiters--;
 		if (g->closed)
 			return -EBADF;

@@ -101,12 +101,17 @@ GMEM_EXPORT int gmem_create(const struct gmem_create_args *args,
 	ret = -pthread_mutex_init(&g->lock, NULL);
 	if (ret)
 		goto err_backing;
-	ret = -pthread_cond_init(&g->pin_cond, NULL);
+	ret = -pthread_mutex_init(&g->wake_lock, NULL);
 	if (ret)
 		goto err_lock;
+	ret = -pthread_cond_init(&g->wake_cond, NULL);
+	if (ret)
+		goto err_wake;
 	*out = g;
 	return 0;
 
+err_wake:
+	pthread_mutex_destroy(&g->wake_lock);
 err_lock:
 	pthread_mutex_destroy(&g->lock);
 err_backing:
@@ -129,7 +134,7 @@ GMEM_EXPORT void gmem_close(struct gmem *g)
 		return;
 	}
 	g->closed = true;
-	pthread_cond_broadcast(&g->pin_cond);
+	gmem_refs_wake(g);
 	if (g->bindings)
 		gmem_invalidate(g, 0, g->npages, GMEM_INVALIDATE_RELEASE);
 	gmem_unlock_put(g);
@@ -155,12 +160,22 @@ GMEM_EXPORT int gmem_stat(struct gmem *g, struct gmem_stats *st, size_t size)
 	s.pages_converted = g->pages_converted;
 	s.pins = g->user_pins.nr_calls;
 	s.pinned = off_of(g, g->pins.nr_pinned);
+	for (struct gmem_binding *b = g->bindings; b; b = b->next) {
+		s.pfn_refs += gmem_refs_total(&b->refs);
+		/* Shared references count as pins, each page once. */
+		for (uint64_t p = 0; p < b->npages; p++) {
+			p = gmem_refs_first_shared(&b->refs, p, b->npages);
+			if (p < b->npages &&
+			    gmem_extents_first(&g->pins, b->first + p,
+					       b->first + p + 1) != b->first + p)
+				s.pinned += off_of(g, 1);
+		}
+	}
 	if (!ret)
 		ret = gmem_huge_mapped(g, &s.huge_mapped);
 	s.splits = g->splits;
 	s.merges = g->merges;
 	s.bindings = g->nr_bindings;
-	s.pfn_refs = g->pfn_refs;
 	s.invalidations = g->invalidations;
 	s.listeners = g->nr_listeners;
 	s.listener_calls = g->listener_calls;

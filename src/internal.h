@@ -30,6 +30,7 @@
 #include "extent.h"
 #include "gmem.h"
 #include "park.h"
+#include "refs.h"
 #include "state.h"
 
 #define GMEM_EXPORT __attribute__((visibility("default")))
@@ -98,10 +99,14 @@ struct gmem {
 	 * -EDEADLK instead of deadlocking.  Holding the lock is what makes
 	 * "no callback after gmem_unbind() returns" true.  A callback must
 	 * not wait for another thread that calls into the same file: that
-	 * thread blocks on the lock.  Callbacks of two files must not call
+	 * thread blocks on the lock; except gmem_get_pfn()/gmem_put_pfn() on
+	 * a binding under invalidation, which never sleep on the lock then
+	 * (binding.c: lock-free fast paths, -EAGAIN from the slow one).
+	 * Lock order: g->lock, then wake_lock (a leaf: nothing is taken
+	 * under it), and the fork guard inside map.c.  Callbacks of two files must not call
 	 * into each other (each runs under its own file's lock).
 	 *
-	 * GMEM_SET_ATTR_WAIT drops the lock while it waits on pin_cond and,
+	 * GMEM_SET_ATTR_WAIT drops the lock while it waits on wake_cond and,
 	 * woken, checks state and pins again from scratch (-EBADF if the
 	 * file was closed meanwhile).
 	 *
@@ -112,7 +117,18 @@ struct gmem {
 	 * its mappings).
 	 */
 	pthread_mutex_t lock;
-	pthread_cond_t pin_cond;
+	/*
+	 * Waiting for references to go (GMEM_SET_ATTR_WAIT): unpin_seq
+	 * grows whenever a pin or shared reference may have gone (even
+	 * from gmem_put_pfn()'s lock-free path); a waiter reads it before
+	 * it looks at the pins, then sleeps on wake_cond (under wake_lock,
+	 * never held with anything else) until it changes.  Wakers take
+	 * wake_lock only if unpin_waiters says someone sleeps.
+	 */
+	pthread_mutex_t wake_lock;
+	pthread_cond_t wake_cond;
+	_Atomic uint64_t unpin_seq;
+	_Atomic unsigned int unpin_waiters;
 
 	struct gmem_backing b;
 	unsigned int backend;		/* GMEM_BACKEND_* */
@@ -126,8 +142,8 @@ struct gmem {
 	int uffd_err;			/* why it could not be opened */
 
 	struct gmem_state state;
-	struct gmem_extents pins;	/* every pin: conversions wait on it */
-	struct gmem_extents user_pins;	/* those of gmem_pin(), for unpin */
+	struct gmem_extents pins;	/* gmem_pin()'s: conversions wait */
+	struct gmem_extents user_pins;	/* the same, for unpin */
 	struct gmem_extents poison;	/* poisoned pages, count 1 each */
 	struct gmem_extents pin_shown;	/* what the pin view shows */
 	struct gmem_view *views;	/* every view, the pin view too */
@@ -161,7 +177,6 @@ struct gmem {
 	uint64_t pages_converted;
 	uint64_t nr_bindings;
 	uint64_t nr_listeners;
-	uint64_t pfn_refs;
 	uint64_t invalidations;
 	uint64_t listener_calls;
 	uint64_t splits;		/* huge regions that went mixed */
@@ -169,6 +184,7 @@ struct gmem {
 	uint64_t mixed_before;		/* during a conversion (huge.c) */
 	uint64_t rehomed_before;
 	bool edge_mixed[2];
+	bool inval_open;		/* some binding has inval_pending */
 };
 
 static inline uint64_t page_of(const struct gmem *g, uint64_t off)
@@ -194,8 +210,20 @@ struct gmem_binding {
 	uint64_t npages;
 	const struct gmem_binding_ops *ops;
 	void *owner;
-	struct gmem_extents shared_refs; /* also counted in g->pins */
-	struct gmem_extents private_refs;
+	/*
+	 * References and the lock-free gmem_get_pfn() path (refs.h), and
+	 * the invalidation protocol: inval_active counts invalidations
+	 * begun and not ended, inval_seq those ended (both atomic, read by
+	 * gmem_invalidate_retry() without any lock).  An invalidation
+	 * begins in gmem_invalidate() and ends when the file lock is
+	 * released (gmem_unlock_put()), after the change it announced.
+	 */
+	struct gmem_refs refs;
+	_Atomic uint64_t inval_seq;
+	_Atomic unsigned int inval_active;
+	unsigned int inval_pending;	/* begun in this lock hold */
+	uint64_t ra_next;		/* populate-ahead: the expected page */
+	unsigned int ra_size;		/* and how far ahead it went */
 };
 
 struct gmem_listener {
@@ -209,6 +237,8 @@ struct gmem_listener {
 
 /* lock.c */
 bool gmem_range_ok(const struct gmem *g, uint64_t offset, uint64_t len);
+/* A pin or shared reference may have gone: wake the waiters. */
+void gmem_refs_wake(struct gmem *g);
 int gmem_lock(struct gmem *g);
 int gmem_lock_live(struct gmem *g);
 void gmem_unlock_put(struct gmem *g);

@@ -58,8 +58,7 @@ static void destroy(struct gmem *g)
 		struct gmem_binding *b = g->bindings;
 
 		g->bindings = b->next;
-		gmem_extents_destroy(&b->shared_refs);
-		gmem_extents_destroy(&b->private_refs);
+		gmem_refs_destroy(&b->refs);
 		free(b);
 	}
 	while (g->listeners) {
@@ -77,9 +76,33 @@ static void destroy(struct gmem *g)
 	gmem_extents_destroy(&g->user_pins);
 	gmem_extents_destroy(&g->poison);
 	gmem_extents_destroy(&g->pin_shown);
-	pthread_cond_destroy(&g->pin_cond);
+	pthread_cond_destroy(&g->wake_cond);
+	pthread_mutex_destroy(&g->wake_lock);
 	pthread_mutex_destroy(&g->lock);
 	free(g);
+}
+
+void gmem_refs_wake(struct gmem *g)
+{
+	atomic_fetch_add(&g->unpin_seq, 1);
+	if (!atomic_load(&g->unpin_waiters))
+		return;
+	pthread_mutex_lock(&g->wake_lock);
+	pthread_cond_broadcast(&g->wake_cond);
+	pthread_mutex_unlock(&g->wake_lock);
+}
+
+/* The changes announced to owners are done: end their invalidations. */
+static void end_invalidations(struct gmem *g)
+{
+	for (struct gmem_binding *b = g->bindings; b; b = b->next) {
+		if (!b->inval_pending)
+			continue;
+		atomic_fetch_add(&b->inval_seq, 1);
+		atomic_fetch_sub(&b->inval_active, 1);
+		b->inval_pending = 0;
+	}
+	g->inval_open = false;
 }
 
 /* Unlock g, freeing it if this was the last holder of a closed file. */
@@ -88,6 +111,8 @@ void gmem_unlock_put(struct gmem *g)
 	bool last = g->closed && !g->nr_user_views && !g->pins.nr &&
 		    !g->nr_waiters && !g->bindings && !g->listeners;
 
+	if (g->inval_open)
+		end_invalidations(g);
 	pthread_mutex_unlock(&g->lock);
 	if (last)
 		destroy(g);

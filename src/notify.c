@@ -19,6 +19,29 @@
 
 #include "internal.h"
 
+/*
+ * [start, end) of b's table loses READY: with huge pages, whole huge
+ * pages, since the order a grant reported may change with any page of
+ * one.  Contents gone (not a conversion): PRESENT too.
+ */
+static void unready(struct gmem *g, struct gmem_binding *b, uint64_t start,
+		    uint64_t end, unsigned int reason)
+{
+	uint64_t hp = g->huge_shift ? 1ULL << (g->huge_shift - g->page_shift)
+				    : 1;
+	uint64_t s = start & ~(hp - 1), e = (end + hp - 1) & ~(hp - 1);
+
+	s = s > b->first ? s - b->first : 0;
+	e = e < b->first + b->npages ? e - b->first : b->npages;
+	gmem_refs_unready(&b->refs, s, e, reason != GMEM_INVALIDATE_CONVERT);
+}
+
+/*
+ * Begin an invalidation of the bindings [start, end) meets (it ends when
+ * the file lock is released: lock.c), take READY away from their pages
+ * so that no lock-free gmem_get_pfn() grants one any more, then tell
+ * the owners.
+ */
 void gmem_invalidate(struct gmem *g, uint64_t start, uint64_t end,
 		     unsigned int reason)
 {
@@ -29,6 +52,10 @@ void gmem_invalidate(struct gmem *g, uint64_t start, uint64_t end,
 
 		if (s >= e)
 			continue;
+		if (!b->inval_pending++)
+			atomic_fetch_add(&b->inval_active, 1);
+		g->inval_open = true;
+		unready(g, b, s, e, reason);
 		gmem_cb_enter(g);
 		b->ops->invalidate(b->owner, off_of(g, s), off_of(g, e - s),
 				   reason);

@@ -212,7 +212,7 @@ GMEM_EXPORT int gmem_unpin(struct gmem *g, uint64_t offset, uint64_t len)
 	}
 	if (ret)
 		goto out;
-	pthread_cond_broadcast(&g->pin_cond);
+	gmem_refs_wake(g);
 	if (!g->pin_view)
 		goto out;
 	if (!g->user_pins.nr) {

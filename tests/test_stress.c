@@ -122,7 +122,7 @@ enum counter {
 	C_POPULATE, C_PUNCH, C_ALLOCATE, C_POISON, C_WRITE, C_LOCKED_SIGBUS,
 	C_READS, C_READ_PRIVATE, C_READ_SHARED, C_READ_DATA, C_PIN,
 	C_PIN_REFUSED, C_UNPIN, C_VIEWS, C_BIND, C_EEXIST, C_UNBIND,
-	C_GET_PFN, C_PFN_FAULT, C_PUT_PFN, C_LSN_REGISTER, C_LSN_REFUSED,
+	C_GET_PFN, C_PFN_FAULT, C_PFN_RETRY, C_PUT_PFN, C_LSN_REGISTER, C_LSN_REFUSED,
 	C_LSN_UNREGISTER, C_LSN_VERIFY, C_INVALIDATIONS, C_LSN_CALLS,
 	C_CHECKPOINTS, C_BUSY, NR_COUNTERS,
 };
@@ -134,7 +134,8 @@ static const char *const counter_names[NR_COUNTERS] = {
 	"lock-free probes", "  private, SIGBUS checked",
 	"  shared, no SIGBUS checked", "  shared, byte checked", "pin",
 	"pin refused", "unpin", "views made and removed", "bind",
-	"bind -EEXIST", "unbind", "get_pfn", "get_pfn refused", "put_pfn",
+	"bind -EEXIST", "unbind", "get_pfn", "get_pfn refused",
+	"get_pfn -EAGAIN (invalidation under way)", "put_pfn",
 	"listener register", "listener veto on replay",
 	"listener unregister", "listener checks", "invalidate callbacks",
 	"listener callbacks", "stop-the-world checks", "ops skipped (busy)",
@@ -226,6 +227,8 @@ static struct {
 	struct worker w[NR_WORKERS];
 	/* expected stats */
 	atomic_ullong conversions, pages_converted, pin_calls, pfn_refs;
+	/* Changes that invalidate owners: begun, and ended since. */
+	atomic_ullong changes_begun, changes_ended;
 	atomic_ullong invalidations, listener_calls, nviews;
 	atomic_int bindings, listeners;
 	/* results */
@@ -590,8 +593,10 @@ static void op_to_private(struct worker *w, uint64_t first, uint64_t n,
 	}
 	want = noop || wait || pinned == UINT64_MAX ? 0 : -EAGAIN;
 	atomic_store(&w->doing, wait ? "to private, waiting" : "to private");
+	atomic_fetch_add(&S.changes_begun, 1);
 	ret = gt_convert(S.g, first * S.ps, n * S.ps, 1,
 			 wait ? GMEM_SET_ATTR_WAIT : 0, &eo);
+	atomic_fetch_add(&S.changes_ended, 1);
 	EXPECT_RET(ret, want, "to private [%llu, +%llu)%s",
 		   (unsigned long long)first, (unsigned long long)n,
 		   wait ? " waiting" : "");
@@ -632,7 +637,9 @@ static void op_to_shared(struct worker *w, uint64_t first, uint64_t n)
 		noop &= !atomic_load(&pg(p)->priv);
 	vetoed = !noop && veto(first, n, &want_eo);
 	atomic_store(&w->doing, "to shared");
+	atomic_fetch_add(&S.changes_begun, 1);
 	ret = gt_convert(S.g, first * S.ps, n * S.ps, 0, 0, &eo);
+	atomic_fetch_add(&S.changes_ended, 1);
 	EXPECT_RET(ret, vetoed ? -ENOSPC : 0, "to shared [%llu, +%llu)",
 		   (unsigned long long)first, (unsigned long long)n);
 	if (ret == -ENOSPC && vetoed && eo != want_eo)
@@ -790,7 +797,9 @@ static void punch_op(struct worker *w)
 		lock_range(p, 1);
 		sseq_bump(p, 1);
 		atomic_store(&w->doing, "memory failure");
+		atomic_fetch_add(&S.changes_begun, 1);
 		ret = gmem_memory_failure(S.g, p * S.ps);
+		atomic_fetch_add(&S.changes_ended, 1);
 		EXPECT_RET(ret, 0, "memory failure of page %llu",
 			   (unsigned long long)p);
 		atomic_store(&pg(p)->poison, 1);
@@ -823,7 +832,9 @@ static void punch_op(struct worker *w)
 				sseq_bump(p, 1);	/* becomes reachable */
 	}
 	atomic_store(&w->doing, "punch");
+	atomic_fetch_add(&S.changes_begun, 1);
 	ret = gmem_fallocate(S.g, PUNCH, first * S.ps, n * S.ps);
+	atomic_fetch_add(&S.changes_ended, 1);
 	EXPECT_RET(ret, 0, "punch [%llu, +%llu)", (unsigned long long)first,
 		   (unsigned long long)n);
 	if (first < end) {
@@ -1117,6 +1128,7 @@ static void get_one(struct worker *w, struct binding *b)
 	unsigned int access = (unsigned int)gt_below(&w->seed, 2);
 	bool shared = access == GMEM_ACCESS_SHARED;
 	struct gmem_pfn pfn;
+	uint64_t ended;
 	int ret, want;
 
 	if (b->sref[p] + b->pref[p] >= 4)
@@ -1135,7 +1147,17 @@ static void get_one(struct worker *w, struct binding *b)
 		want = 0;
 	memset(&pfn, 0, sizeof(pfn));
 	atomic_store(&w->doing, "get_pfn");
+	ended = atomic_load(&S.changes_ended);
 	ret = gmem_get_pfn(b->b, p - b->first, access, &pfn);
+	if (ret == -EAGAIN && atomic_load(&S.changes_begun) > ended) {
+		/* Another thread's change invalidates the binding: the
+		 * caller retries (gmem_bind(3), INVALIDATION). */
+		count(C_PFN_RETRY);
+		if (shared)
+			pthread_mutex_unlock(&S.pin_lock);
+		unlock_range(p, 1);
+		return;
+	}
 	EXPECT_RET(ret, want, "get_pfn page %llu %s", (unsigned long long)p,
 		   shared ? "shared" : "private");
 	if (!ret) {
