@@ -143,6 +143,8 @@ GMEM_EXPORT void gmem_close(struct gmem *g)
 GMEM_EXPORT int gmem_stat(struct gmem *g, struct gmem_stats *st, size_t size)
 {
 	struct gmem_stats s = { 0 };
+	struct gmem_span *spans;
+	size_t nspans;
 	int ret;
 
 	if (!st || size > sizeof(s))
@@ -151,7 +153,6 @@ GMEM_EXPORT int gmem_stat(struct gmem *g, struct gmem_stats *st, size_t size)
 	if (ret)
 		return ret;
 	s.size = g->size;
-	ret = gmem_backing_allocated(&g->b, &s.allocated);
 	s.priv = off_of(g, g->state.nr_private);
 	s.shared = g->size - s.priv;
 	s.nr_ranges = g->state.nr_ranges;
@@ -171,8 +172,6 @@ GMEM_EXPORT int gmem_stat(struct gmem *g, struct gmem_stats *st, size_t size)
 				s.pinned += off_of(g, 1);
 		}
 	}
-	if (!ret)
-		ret = gmem_huge_mapped(g, &s.huge_mapped);
 	s.splits = g->splits;
 	s.merges = g->merges;
 	s.bindings = g->nr_bindings;
@@ -200,6 +199,29 @@ GMEM_EXPORT int gmem_stat(struct gmem *g, struct gmem_stats *st, size_t size)
 	s.parked_bytes = gmem_park_bytes(&g->park);
 	s.rehomed = g->rehomed;
 	s.rehome_busy = g->rehome_busy;
+	ret = gmem_huge_spans(g, &spans, &nspans);
+	/* What may change under us is read now: hugetlb region files are
+	 * swapped by re-homing, the KVM window is made on first use. */
+	if (!ret && g->b.kind == GMEM_BACKING_HUGETLB)
+		ret = gmem_backing_allocated(&g->b, &s.allocated);
+	else if (!ret && g->b.kind == GMEM_BACKING_KVM)
+		ret = gmem_backing_window(&g->b);
+	/*
+	 * The slow part without the lock: the backing's allocation
+	 * (fstat, or a walk of guest_memfd's data) and the huge mappings
+	 * (/proc/self/smaps, which takes the mm's lock).  The backing lives
+	 * as long as the file, which this call holds meanwhile (as a
+	 * waiter does); a view that goes meanwhile just is not counted.
+	 */
+	g->nr_waiters++;
+	pthread_mutex_unlock(&g->lock);
+	if (!ret && g->b.kind != GMEM_BACKING_HUGETLB)
+		ret = gmem_backing_allocated(&g->b, &s.allocated);
+	if (!ret)
+		ret = gmem_huge_mapped(spans, nspans, &s.huge_mapped);
+	free(spans);
+	pthread_mutex_lock(&g->lock);
+	g->nr_waiters--;
 	gmem_unlock_put(g);
 	if (!ret)
 		memcpy(st, &s, size);

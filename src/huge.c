@@ -26,6 +26,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 
 #include "internal.h"
@@ -187,7 +188,8 @@ void gmem_huge_round(const struct gmem *g, uint64_t *start, uint64_t *end)
 }
 
 struct smaps_scan {
-	struct gmem *g;
+	const struct gmem_span *spans;
+	size_t n;
 	bool ours;
 	uint64_t bytes;
 };
@@ -203,9 +205,8 @@ static void smaps_line(void *arg, char *line)
 	    !isupper((unsigned char)line[0]) &&
 	    sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {
 		s->ours = false;
-		for (struct gmem_view *v = s->g->views; v; v = v->next)
-			if (lo >= (uintptr_t)v->addr &&
-			    hi <= (uintptr_t)v->addr + v->len && !v->internal)
+		for (size_t i = 0; i < s->n; i++)
+			if (lo >= s->spans[i].lo && hi <= s->spans[i].hi)
 				s->ours = true;
 	} else if (s->ours &&
 		   (sscanf(line, "ShmemPmdMapped: %lu kB", &kb) == 1 ||
@@ -216,14 +217,37 @@ static void smaps_line(void *arg, char *line)
 	}
 }
 
-/* Bytes of the views mapped with huge pages, from /proc/self/smaps. */
-int gmem_huge_mapped(struct gmem *g, uint64_t *bytes)
+int gmem_huge_spans(struct gmem *g, struct gmem_span **out, size_t *n)
 {
-	struct smaps_scan s = { .g = g };
+	size_t k = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (!g->huge_shift)
+		return 0;
+	for (struct gmem_view *v = g->views; v; v = v->next)
+		k += !v->internal;
+	if (!k)
+		return 0;
+	*out = calloc(k, sizeof(**out));
+	if (!*out)
+		return -ENOMEM;
+	for (struct gmem_view *v = g->views; v; v = v->next)
+		if (!v->internal)
+			(*out)[(*n)++] = (struct gmem_span){
+				(uintptr_t)v->addr, (uintptr_t)v->addr + v->len
+			};
+	return 0;
+}
+
+int gmem_huge_mapped(const struct gmem_span *spans, size_t n,
+		     uint64_t *bytes)
+{
+	struct smaps_scan s = { .spans = spans, .n = n };
 	int ret;
 
 	*bytes = 0;
-	if (!g->huge_shift || !g->views)
+	if (!n)
 		return 0;
 	ret = sys_read_lines("/proc/self/smaps", smaps_line, &s);
 	*bytes = s.bytes;

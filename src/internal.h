@@ -324,7 +324,15 @@ void gmem_huge_before(struct gmem *g, uint64_t start, uint64_t end);
 void gmem_huge_after(struct gmem *g, uint64_t start, uint64_t end,
 		     unsigned int val);
 unsigned int gmem_huge_order(struct gmem *g, uint64_t page, unsigned int val);
-int gmem_huge_mapped(struct gmem *g, uint64_t *bytes);
+/* A view's address range, copied out from under the lock. */
+struct gmem_span {
+	uintptr_t lo, hi;
+};
+/* The user views of a huge-page file (none otherwise); g->lock held. */
+int gmem_huge_spans(struct gmem *g, struct gmem_span **out, size_t *n);
+/* Bytes of those mapped with huge pages (/proc/self/smaps); no lock. */
+int gmem_huge_mapped(const struct gmem_span *spans, size_t n,
+		     uint64_t *bytes);
 void gmem_huge_round(const struct gmem *g, uint64_t *start, uint64_t *end);
 
 #endif /* GMEM_INTERNAL_H */
