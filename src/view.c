@@ -585,18 +585,27 @@ static void done(struct gmem *g, struct gmem_view *v)
 void gmem_view_revoke(struct gmem *g, struct gmem_view *v)
 {
 	int64_t before = (int64_t)v->vmas;
+	bool holed;
 
 	if (v->mode == GMEM_VIEW_REVOKED)
 		return;
-	if (gmem_backing_hole_at(&g->b, v->addr, v->first, v->npages,
-				 v->prot)) {
-		/* Not even a hole: take the whole view away. */
+	holed = !gmem_backing_hole_at(&g->b, v->addr, v->first, v->npages,
+				      v->prot);
+	if (!holed &&
+	    /* No hole (no VMA to make one): no access and no page-table
+	     * entry left, the address range still ours, so a stale pointer
+	     * faults rather than reaching whatever is mapped there next. */
+	    (map_protect(v->addr, v->len, PROT_NONE) ||
+	     map_zap(v->addr, v->len))) {
+		/* Not even that: take the whole view away. */
 		map_unmap(v->addr, v->len);
 		v->unmapped = true;
 	}
 	v->mode = GMEM_VIEW_REVOKED;
 	v->vmas = v->unmapped ? 0 : 1;
 	gmem_vmas_account(g, (int64_t)v->vmas - before);
+	if (!holed && !v->unmapped)	/* PROT_NONE over its old VMAs */
+		gmem_view_recount(g, v);
 	g->views_revoked++;
 }
 
