@@ -189,7 +189,8 @@ struct gmem_pfn {
 	void *addr;			/* out: the page in the guest view */
 	uint64_t offset;		/* out: its file offset */
 	unsigned int order;		/* out: log2(pages) of the uniform huge
-					   page holding it: 0, 9 or 18 */
+					   page holding it, if wholly inside
+					   the binding: 0, 9 or 18 */
 	uint32_t pad;
 	/* out, on -EFAULT (a memory fault, as KVM_EXIT_MEMORY_FAULT): */
 	uint64_t fault_offset;		/* the range to convert (the page) */

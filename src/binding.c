@@ -22,8 +22,9 @@
  * before its address is handed out, in the slow path.
  *
  * The slow path never sleeps on the file lock while an invalidation of
- * the binding is under way (lock_for_pfn()): -EAGAIN instead, so an
- * invalidate callback may wait for the owner's vCPU threads.
+ * any binding of the file is under way (lock_for_pfn()): -EAGAIN
+ * instead, so an invalidate callback may wait for the owner's vCPU
+ * threads, whichever binding (memslot) they fault on.
  *
  * Locking: g->lock (internal.h) but for the fast paths, which use only
  * atomics on the page's word and on the invalidation counters.
@@ -114,6 +115,10 @@ GMEM_EXPORT int gmem_unbind(struct gmem_binding *b)
 	if (ret)
 		return ret;
 	drop_refs(g, b);
+	if (b->inval_pending) {		/* not in practice: ended at unlock */
+		atomic_fetch_sub(&g->inval_any, 1);
+		b->inval_pending = 0;
+	}
 	for (pp = &g->bindings; *pp != b; pp = &(*pp)->next)
 		;
 	*pp = b->next;
@@ -174,19 +179,21 @@ static bool grant_fast(struct gmem_binding *b, uint64_t index,
 
 /*
  * The file lock for the slow path, which must never sleep on it while an
- * invalidation of b is under way: its owner may be waiting for this very
- * thread (a vCPU) to leave guest mode.  Then -EAGAIN: the caller goes
+ * invalidation of any binding is under way: its owner may be waiting for
+ * this very thread (a vCPU) to leave guest mode.  Then -EAGAIN: the caller goes
  * back to its loop and retries, as KVM's fault path does.  Sleeps in
  * slices of 100 us to notice an invalidation that begins meanwhile.
  */
-static int lock_for_pfn(struct gmem *g, struct gmem_binding *b)
+static int lock_for_pfn(struct gmem *g)
 {
 	struct timespec ts;
 
 	if (in_callback(g))
 		return -EDEADLK;
+	/* Any binding's: its owner may wait for this vCPU too (one VM, many
+	 * memslots), as KVM's in-progress count is the VM's. */
 	while (pthread_mutex_trylock(&g->lock)) {
-		if (atomic_load(&b->inval_active))
+		if (atomic_load(&g->inval_any))
 			return -EAGAIN;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_nsec += 100000;
@@ -207,22 +214,24 @@ static int lock_for_pfn(struct gmem *g, struct gmem_binding *b)
 #define RA_MAX	16	/* pages populated ahead of a sequential first touch */
 
 /*
- * Make page index of b allocated and mapped in the window, unless it is
- * known to be.  A first touch that follows the last one populates ahead,
- * doubling up to RA_MAX pages (as readahead does), so a guest touching
- * its memory in order pays one system call per RA_MAX pages, and one
- * touching it at random no more than the page it touched.
+ * Make page index of b allocated and mapped in the window.  A touch that
+ * follows the last one populates ahead, doubling up to RA_MAX pages (as
+ * readahead does), over pages in the same state, and leaves those READY
+ * where nothing else is owed first (a shared page is exposed; a private
+ * one only while no page of the file waits for a re-home), so a guest
+ * touching its memory in order pays one system call and one lock per
+ * RA_MAX pages, and one touching it at random no more than the page it
+ * touched.
  */
 static int populate(struct gmem *g, struct gmem_binding *b, uint64_t index,
-		    unsigned int order, _Atomic uint64_t *slot)
+		    unsigned int order, unsigned int access)
 {
-	uint64_t first, n, i;
+	uint64_t page = b->first + index, first, n, i;
+	unsigned int cur;
 	int ret;
 
-	if (atomic_load_explicit(slot, memory_order_relaxed) & REF_PRESENT)
-		return 0;
 	if (order) {
-		first = (b->first + index) & ~((1ULL << order) - 1);
+		first = page & ~((1ULL << order) - 1);
 		return sys_madvise(g->b.window + off_of(g, first),
 				   off_of(g, 1ULL << order),
 				   MADV_POPULATE_WRITE);
@@ -230,36 +239,60 @@ static int populate(struct gmem *g, struct gmem_binding *b, uint64_t index,
 	b->ra_size = index == b->ra_next && b->ra_size ?
 		     (b->ra_size * 2 > RA_MAX ? RA_MAX : b->ra_size * 2) : 1;
 	n = b->npages - index < b->ra_size ? b->npages - index : b->ra_size;
-	if (g->poison.nr) {	/* never past a poisoned page */
-		uint64_t bad = gmem_extents_first(&g->poison, b->first + index,
-						  b->first + index + n);
-
-		n = bad - (b->first + index);
-	}
+	n = gmem_state_run(&g->state, page, page + n, &cur) - page;
+	if (g->poison.nr)	/* never past a poisoned page */
+		n = gmem_extents_first(&g->poison, page, page + n) - page;
 	if (!n)
 		n = 1;
 	/* memfd: allocating with fallocate() and then mapping costs two
 	 * thirds of faulting the pages in (bench/bench_pfn.c). */
 	ret = g->b.kind == GMEM_BACKING_MEMFD ?
-	      gmem_backing_alloc(&g->b, b->first + index,
-				 b->first + index + n) : 0;
+	      gmem_backing_alloc(&g->b, page, page + n) : 0;
 	if (!ret)
-		ret = sys_madvise(g->b.window + off_of(g, b->first + index),
-				  off_of(g, n), MADV_POPULATE_WRITE);
+		ret = sys_madvise(g->b.window + off_of(g, page), off_of(g, n),
+				  MADV_POPULATE_WRITE);
 	if (ret && n > 1)	/* the page itself is what matters */
-		ret = sys_madvise(g->b.window + off_of(g, b->first + index),
+		ret = sys_madvise(g->b.window + off_of(g, page),
 				  off_of(g, n = 1), MADV_POPULATE_WRITE);
 	if (ret)
 		return ret;
 	b->ra_next = index + n;
-	for (i = 0; i < n; i++) {
-		_Atomic uint64_t *s = i ? gmem_refs_slot_make(&b->refs,
-							     index + i) : slot;
+	if (n == 1 || (access == GMEM_ACCESS_PRIVATE &&
+		       (g->park.nr || g->pending.nr)))
+		return 0;
+	if (access == GMEM_ACCESS_SHARED)
+		gmem_expose(g, page + 1, page + n);
+	for (i = 1; i < n; i++) {
+		_Atomic uint64_t *s = gmem_refs_slot_make(&b->refs, index + i);
+		uint64_t w;
 
-		if (s)
-			atomic_fetch_or(s, REF_PRESENT);
+		if (!s)
+			break;
+		w = atomic_load(s);
+		while (!atomic_compare_exchange_weak(s, &w,
+				(w & ~(REF_READY_SHARED | REF_READY_PRIVATE |
+				       REF_ORDER_MASK)) | ref_ready(access)))
+			;
 	}
 	return 0;
+}
+
+/*
+ * The order to report for page: its uniform huge page's, but only for a
+ * huge page wholly inside the binding (as KVM maps huge only where the
+ * memslot covers it all), so that any change to it invalidates this
+ * binding, which keeps READY's saved order true.
+ */
+static unsigned int pfn_order(struct gmem *g, struct gmem_binding *b,
+			      uint64_t page, unsigned int access)
+{
+	unsigned int order = gmem_huge_order(g, page, access);
+	uint64_t first = page & ~((1ULL << order) - 1);
+
+	if (order && (first < b->first ||
+		      first + (1ULL << order) > b->first + b->npages))
+		order = 0;
+	return order;
 }
 
 /* With the file lock: everything the fast path cannot do. */
@@ -280,7 +313,7 @@ static int get_slow(struct gmem *g, struct gmem_binding *b, uint64_t index,
 				   GMEM_MEMORY_FAULT_PRIVATE : 0;
 		return -EFAULT;
 	}
-	order = gmem_huge_order(g, page, access);
+	order = pfn_order(g, b, page, access);
 	if (access == GMEM_ACCESS_PRIVATE) {
 		uint64_t rehomed = g->rehomed;
 
@@ -305,7 +338,7 @@ static int get_slow(struct gmem *g, struct gmem_binding *b, uint64_t index,
 		return -ENOMEM;
 	/* The page (its huge page) exists and is mapped once the owner
 	 * has its address. */
-	ret = populate(g, b, index, order, slot);
+	ret = populate(g, b, index, order, access);
 	if (ret)
 		return ret;
 	if (access == GMEM_ACCESS_SHARED)	/* it may go to the kernel */
@@ -335,7 +368,7 @@ GMEM_EXPORT int gmem_get_pfn(struct gmem_binding *b, uint64_t index,
 	g = b->g;
 	if (!in_callback(g) && grant_fast(b, index, access, pfn))
 		return 0;
-	ret = lock_for_pfn(g, b);
+	ret = lock_for_pfn(g);
 	if (ret)
 		return ret;
 	ret = get_slow(g, b, index, access, pfn);

@@ -78,7 +78,7 @@ static uint64_t first_pinned(struct gmem *g, uint64_t start, uint64_t end)
 
 		if (s >= e)
 			continue;
-		gmem_refs_unready(&b->refs, s - b->first, e - b->first, false);
+		gmem_refs_unready(&b->refs, s - b->first, e - b->first);
 		q = gmem_refs_first_shared(&b->refs, s - b->first,
 					   e - b->first) + b->first;
 		if (q < e && q < p)

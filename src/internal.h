@@ -185,6 +185,7 @@ struct gmem {
 	uint64_t rehomed_before;
 	bool edge_mixed[2];
 	bool inval_open;		/* some binding has inval_pending */
+	_Atomic unsigned int inval_any;	/* bindings under invalidation */
 };
 
 static inline uint64_t page_of(const struct gmem *g, uint64_t off)

@@ -100,6 +100,7 @@ static void end_invalidations(struct gmem *g)
 			continue;
 		atomic_fetch_add(&b->inval_seq, 1);
 		atomic_fetch_sub(&b->inval_active, 1);
+		atomic_fetch_sub(&g->inval_any, 1);
 		b->inval_pending = 0;
 	}
 	g->inval_open = false;

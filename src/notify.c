@@ -22,10 +22,11 @@
 /*
  * [start, end) of b's table loses READY: with huge pages, whole huge
  * pages, since the order a grant reported may change with any page of
- * one.  Contents gone (not a conversion): PRESENT too.
+ * one (a grant reports a huge order only for a huge page wholly inside
+ * its binding: binding.c, so such a page always meets the range).
  */
 static void unready(struct gmem *g, struct gmem_binding *b, uint64_t start,
-		    uint64_t end, unsigned int reason)
+		    uint64_t end)
 {
 	uint64_t hp = g->huge_shift ? 1ULL << (g->huge_shift - g->page_shift)
 				    : 1;
@@ -33,12 +34,14 @@ static void unready(struct gmem *g, struct gmem_binding *b, uint64_t start,
 
 	s = s > b->first ? s - b->first : 0;
 	e = e < b->first + b->npages ? e - b->first : b->npages;
-	gmem_refs_unready(&b->refs, s, e, reason != GMEM_INVALIDATE_CONVERT);
+	gmem_refs_unready(&b->refs, s, e);
 }
 
 /*
  * Begin an invalidation of the bindings [start, end) meets (it ends when
- * the file lock is released: lock.c), take READY away from their pages
+ * the file lock is released: lock.c; g->inval_any counts the bindings
+ * under one, for the slow path of every binding), take READY away from
+ * their pages
  * so that no lock-free gmem_get_pfn() grants one any more, then tell
  * the owners.
  */
@@ -52,10 +55,12 @@ void gmem_invalidate(struct gmem *g, uint64_t start, uint64_t end,
 
 		if (s >= e)
 			continue;
-		if (!b->inval_pending++)
+		if (!b->inval_pending++) {
 			atomic_fetch_add(&b->inval_active, 1);
+			atomic_fetch_add(&g->inval_any, 1);
+		}
 		g->inval_open = true;
-		unready(g, b, s, e, reason);
+		unready(g, b, s, e);
 		gmem_cb_enter(g);
 		b->ops->invalidate(b->owner, off_of(g, s), off_of(g, e - s),
 				   reason);

@@ -107,9 +107,9 @@ static bool unready(struct gmem_refs_leaf *l, uint64_t base,
 		    unsigned int from, unsigned int to, void *arg)
 {
 	uint64_t mask = ~(REF_READY_SHARED | REF_READY_PRIVATE |
-			  REF_ORDER_MASK | (*(bool *)arg ? REF_PRESENT : 0));
+			  REF_ORDER_MASK);
 
-	(void)base;
+	(void)base, (void)arg;
 	for (unsigned int i = from; i < to; i++)
 		if (atomic_load_explicit(&l->w[i], memory_order_relaxed) &
 		    ~mask)
@@ -117,10 +117,9 @@ static bool unready(struct gmem_refs_leaf *l, uint64_t base,
 	return false;
 }
 
-void gmem_refs_unready(struct gmem_refs *r, uint64_t start, uint64_t end,
-		       bool gone)
+void gmem_refs_unready(struct gmem_refs *r, uint64_t start, uint64_t end)
 {
-	walk(r, start, end, unready, &gone);
+	walk(r, start, end, unready, NULL);
 	/* Whatever READY a reader saw before is in the counts it changed;
 	 * what the caller reads next must come after the clearing. */
 	atomic_thread_fence(memory_order_seq_cst);

@@ -19,7 +19,6 @@
  *   bit  49     READY_PRIVATE: likewise for a private access (the page is
  *               private, out of old references' reach, allocated)
  *   bits 50-54  the order to report with a READY grant
- *   bit  55     PRESENT: allocated in the backing, no populate needed
  *
  * Concurrency: the fast path grants a reference with one compare-and-
  * swap that also requires the READY bit, and drops one with a CAS; no
@@ -45,7 +44,6 @@
 #define REF_READY_PRIVATE	(1ULL << 49)
 #define REF_ORDER_SHIFT		50
 #define REF_ORDER_MASK		(31ULL << REF_ORDER_SHIFT)
-#define REF_PRESENT		(1ULL << 55)
 
 #define REF_LEAF_SHIFT		6
 #define REF_LEAF		(1U << REF_LEAF_SHIFT)	/* words per leaf */
@@ -105,9 +103,8 @@ int gmem_refs_init(struct gmem_refs *r, uint64_t npages);
 void gmem_refs_destroy(struct gmem_refs *r);
 /* The word of page idx, made if need be (file lock held); NULL: ENOMEM. */
 _Atomic uint64_t *gmem_refs_slot_make(struct gmem_refs *r, uint64_t idx);
-/* Clear READY (and PRESENT too if gone) on [start, end). */
-void gmem_refs_unready(struct gmem_refs *r, uint64_t start, uint64_t end,
-		       bool gone);
+/* Clear READY on [start, end). */
+void gmem_refs_unready(struct gmem_refs *r, uint64_t start, uint64_t end);
 /* The first page of [start, end) with a shared reference, or end. */
 uint64_t gmem_refs_first_shared(const struct gmem_refs *r, uint64_t start,
 				uint64_t end);

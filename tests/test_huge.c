@@ -245,6 +245,40 @@ TEST_F(thp, get_pfn_orders)
 	ASSERT_EQ(gmem_unbind(b), 0);
 }
 
+/*
+ * A huge order only for a huge page wholly inside the binding, and a
+ * change anywhere in it takes a ready page's saved order away, even from
+ * its lock-free path.  (Found by review: a binding covering half a 2 MiB
+ * page kept reporting order 9 after the other half, outside it, went
+ * mixed.)
+ */
+TEST_F(thp, huge_order_stays_true)
+{
+	struct gmem_binding *half, *whole;
+	struct gmem_pfn pfn;
+
+	ASSERT_EQ(convert(self->g, 0, 8 * MiB, 1), 0);
+	/* [1, 2) MiB: half of the huge page [0, 2) MiB. */
+	ASSERT_EQ(gmem_bind(self->g, 1 * MiB, 1 * MiB, &ops, NULL, &half), 0);
+	ASSERT_EQ(gmem_get_pfn(half, 0, GMEM_ACCESS_PRIVATE, &pfn), 0);
+	EXPECT_EQ(pfn.order, 0);
+	ASSERT_EQ(gmem_put_pfn(half, 0, GMEM_ACCESS_PRIVATE), 0);
+	/* [2, 4) MiB: a whole huge page, reached twice (the second time
+	 * lock-free), then made mixed by one page. */
+	ASSERT_EQ(gmem_bind(self->g, 2 * MiB, 2 * MiB, &ops, NULL, &whole), 0);
+	for (int i = 0; i < 2; i++) {
+		ASSERT_EQ(gmem_get_pfn(whole, 7, GMEM_ACCESS_PRIVATE, &pfn), 0);
+		EXPECT_EQ(pfn.order, 9);
+		ASSERT_EQ(gmem_put_pfn(whole, 7, GMEM_ACCESS_PRIVATE), 0);
+	}
+	ASSERT_EQ(convert(self->g, 3 * MiB, ps, 0), 0);
+	ASSERT_EQ(gmem_get_pfn(whole, 7, GMEM_ACCESS_PRIVATE, &pfn), 0);
+	EXPECT_EQ(pfn.order, 0);
+	ASSERT_EQ(gmem_put_pfn(whole, 7, GMEM_ACCESS_PRIVATE), 0);
+	ASSERT_EQ(gmem_unbind(half), 0);
+	ASSERT_EQ(gmem_unbind(whole), 0);
+}
+
 TEST_F(thp, punch_whole_and_part)
 {
 	int mode = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE;

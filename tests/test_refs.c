@@ -397,6 +397,35 @@ out:
 }
 
 /* No host path ever: nothing to park, nothing to re-home. */
+/*
+ * A private use hands out an allocated page even when re-homing left a
+ * hole where the page was (an all-zero page is re-homed by punching it
+ * alone).  (Found by review: a "present" bit kept from before the
+ * conversion skipped the allocation.)
+ */
+TEST_F(refs, private_use_after_rehome_allocates)
+{
+	const uint64_t p = 10, q = 20;
+	struct gmem_pfn pfn;
+	unsigned char vec;
+
+	ASSERT_EQ(convert(self->g, 0, NPAGES * self->ps, 0), 0);
+	/* p reached as shared (exposed, zero), q never. */
+	ASSERT_EQ(gmem_get_pfn(self->b, p, GMEM_ACCESS_SHARED, &pfn), 0);
+	ASSERT_EQ(gmem_put_pfn(self->b, p, GMEM_ACCESS_SHARED), 0);
+	ASSERT_EQ(convert(self->g, p * self->ps, self->ps, 1), 0);
+	ASSERT_EQ(convert(self->g, q * self->ps, self->ps, 1), 0);
+	for (uint64_t i = 0; i < 2; i++) {
+		uint64_t page = i ? q : p;
+
+		ASSERT_EQ(gmem_get_pfn(self->b, page, GMEM_ACCESS_PRIVATE,
+				       &pfn), 0);
+		ASSERT_EQ(mincore(pfn.addr, self->ps, &vec), 0);
+		EXPECT_EQ(vec & 1, 1);
+		ASSERT_EQ(gmem_put_pfn(self->b, page, GMEM_ACCESS_PRIVATE), 0);
+	}
+}
+
 TEST(no_host_path_no_work)
 {
 	struct gmem_create_args args = { .flags = GMEM_FLAG_MMAP };

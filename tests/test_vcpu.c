@@ -125,7 +125,7 @@ TEST(present_page_needs_no_lock)
 
 struct waiter {
 	struct gmem *g;
-	struct gmem_binding *b;
+	struct gmem_binding *b;		/* the one the vCPU faults on */
 	atomic_int asked, answered;
 	int ret;
 	uint64_t waited_ms;
@@ -167,32 +167,47 @@ static const struct gmem_binding_ops waiting_ops = {
 	.invalidate = waiting_invalidate,
 };
 
+/*
+ * The vCPU faults on the binding being invalidated, or on another one of
+ * the same file (one VM, two memslots: found by review, the second case
+ * deadlocked).
+ */
 TEST(invalidate_may_wait_for_vcpus)
 {
 	struct gmem_create_args args = { .flags = GMEM_FLAG_MMAP };
-	struct waiter w = { 0 };
-	pthread_t t;
 
 	GMEM_TEST_REQUIRE_BACKEND();
 	ps = (size_t)getpagesize();
 	args.size = NPAGES * ps;
-	ASSERT_EQ(gmem_test_create(&args, &w.g), 0);
-	ASSERT_EQ(gmem_bind(w.g, 0, args.size, &waiting_ops, &w, &w.b), 0);
-	ASSERT_EQ(pthread_create(&t, NULL, vcpu_slow, &w), 0);
-	ASSERT_EQ(convert(w.g, 5 * ps, ps, 0), 0);
-	pthread_join(t, NULL);
-	EXPECT_EQ(atomic_load(&w.answered), 1);
-	EXPECT_LT(w.waited_ms, 4000);		/* not the 5 s way out */
-	EXPECT_EQ(w.ret, -EAGAIN);		/* retry: a change under way */
-	/* Nothing under way now: the same call goes through. */
-	{
+	for (int other = 0; other < 2; other++) {
+		struct gmem_binding *b1, *b2 = NULL;
+		struct waiter w = { 0 };
 		struct gmem_pfn pfn;
+		pthread_t t;
 
+		TH_LOG("vCPU on the %s binding", other ? "other" : "same");
+		ASSERT_EQ(gmem_test_create(&args, &w.g), 0);
+		/* b1: pages [0, 32) with the conversion; b2: [32, 64). */
+		ASSERT_EQ(gmem_bind(w.g, 0, other ? 32 * ps : args.size,
+				    &waiting_ops, &w, &b1), 0);
+		if (other)
+			ASSERT_EQ(gmem_bind(w.g, 32 * ps, 32 * ps,
+					    &quiet_ops, NULL, &b2), 0);
+		w.b = other ? b2 : b1;
+		ASSERT_EQ(pthread_create(&t, NULL, vcpu_slow, &w), 0);
+		ASSERT_EQ(convert(w.g, 5 * ps, ps, 0), 0);
+		pthread_join(t, NULL);
+		EXPECT_EQ(atomic_load(&w.answered), 1);
+		EXPECT_LT(w.waited_ms, 4000);	/* not the 5 s way out */
+		EXPECT_EQ(w.ret, -EAGAIN);	/* retry: a change under way */
+		/* Nothing under way now: the same call goes through. */
 		ASSERT_EQ(gmem_get_pfn(w.b, 20, GMEM_ACCESS_PRIVATE, &pfn), 0);
 		ASSERT_EQ(gmem_put_pfn(w.b, 20, GMEM_ACCESS_PRIVATE), 0);
+		ASSERT_EQ(gmem_unbind(b1), 0);
+		if (b2)
+			ASSERT_EQ(gmem_unbind(b2), 0);
+		gmem_close(w.g);
 	}
-	ASSERT_EQ(gmem_unbind(w.b), 0);
-	gmem_close(w.g);
 }
 
 /* ---- the retry protocol under fire ------------------------------------ */
