@@ -72,11 +72,9 @@ static uint64_t first_pinned(struct gmem *g, uint64_t start, uint64_t end)
 	uint64_t rs = start, re = end, q;
 
 	for (struct gmem_binding *b = g->bindings; b; b = b->next) {
-		uint64_t s = start > b->first ? start : b->first;
-		uint64_t e = end < b->first + b->npages ? end :
-			     b->first + b->npages;
+		uint64_t s, e;
 
-		if (s >= e)
+		if (!gmem_binding_clip(b, start, end, &s, &e))
 			continue;
 		gmem_refs_unready(&b->refs, s - b->first, e - b->first);
 		q = gmem_refs_first_shared(&b->refs, s - b->first,

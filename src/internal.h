@@ -236,6 +236,16 @@ struct gmem_listener {
 	void *opaque;
 };
 
+/* [start, end) clipped to b's pages into [*s, *e): false if they miss. */
+static inline bool gmem_binding_clip(const struct gmem_binding *b,
+				     uint64_t start, uint64_t end,
+				     uint64_t *s, uint64_t *e)
+{
+	*s = start > b->first ? start : b->first;
+	*e = end < b->first + b->npages ? end : b->first + b->npages;
+	return *s < *e;
+}
+
 /* lock.c */
 bool gmem_range_ok(const struct gmem *g, uint64_t offset, uint64_t len);
 /* A pin or shared reference may have gone: wake the waiters. */

@@ -49,11 +49,9 @@ void gmem_invalidate(struct gmem *g, uint64_t start, uint64_t end,
 		     unsigned int reason)
 {
 	for (struct gmem_binding *b = g->bindings; b; b = b->next) {
-		uint64_t s = start > b->first ? start : b->first;
-		uint64_t e = end < b->first + b->npages ? end :
-			     b->first + b->npages;
+		uint64_t s, e;
 
-		if (s >= e)
+		if (!gmem_binding_clip(b, start, end, &s, &e))
 			continue;
 		if (!b->inval_pending++) {
 			atomic_fetch_add(&b->inval_active, 1);

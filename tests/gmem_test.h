@@ -47,6 +47,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gmem.h"
@@ -181,6 +182,15 @@ static void __attribute__((constructor)) gmem_test_init(void)
 }
 
 /* ---- shorthands --------------------------------------------------------- */
+
+/* CLOCK_MONOTONIC in milliseconds. */
+static inline uint64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
 
 static inline int gmem_test_convert(struct gmem *g, uint64_t off,
 				    uint64_t len, int private,

@@ -25,14 +25,6 @@
 
 static size_t ps;
 
-static uint64_t now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
-}
-
 /* ---- a present page is granted while another thread holds the lock --- */
 
 struct hold {
