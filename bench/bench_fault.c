@@ -38,29 +38,6 @@
 #define ROUNDS	11
 #define ROUNDS_QUICK 5
 
-/* Defeats dead-code elimination of the reads. */
-static volatile unsigned char sink;
-
-/* One byte per page: written (a 1) or read (must be zero); ns per page. */
-static double touch_all(char *addr, uint64_t size, bool write)
-{
-	unsigned char sum = 0;
-	uint64_t t = bench_now();
-
-	if (write) {
-		for (uint64_t o = 0; o < size; o += PAGE)
-			*(volatile unsigned char *)(addr + o) = 1;
-	} else {
-		for (uint64_t o = 0; o < size; o += PAGE)
-			sum |= *(volatile unsigned char *)(addr + o);
-	}
-	t = bench_now() - t;
-	if (sum)
-		bench_die("a new page did not read as zero");
-	sink = sum;
-	return (double)t / (double)(size / PAGE);
-}
-
 static double ours(uint64_t size, bool write, bool report_mode)
 {
 	struct gmem_create_args args = {
@@ -81,26 +58,9 @@ static double ours(uint64_t size, bool write, bool report_mode)
 		       (unsigned long long)st.views,
 		       (unsigned long long)st.views_uffd);
 	}
-	ns = touch_all(addr, size, write);
+	ns = bench_touch(addr, size, write);
 	bench_check(gmem_munmap(g, addr, size), "gmem_munmap");
 	gmem_close(g);
-	return ns;
-}
-
-static double baseline(uint64_t size, bool write)
-{
-	int fd = memfd_create("fault-baseline", MFD_CLOEXEC);
-	char *addr;
-	double ns;
-
-	bench_check_errno(fd, "memfd_create");
-	bench_check_errno(ftruncate(fd, (off_t)size), "ftruncate");
-	addr = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (addr == MAP_FAILED)
-		bench_die("mmap: %s", strerror(errno));
-	ns = touch_all(addr, size, write);
-	bench_check_errno(munmap(addr, size), "munmap");
-	close(fd);
 	return ns;
 }
 
@@ -121,11 +81,11 @@ static void round_of(uint64_t size, bool write, unsigned int i, double *o,
 		     double *b)
 {
 	if (i & 1) {
-		*b = baseline(size, write);
+		*b = bench_memfd_touch(size, write);
 		*o = ours(size, write, false);
 	} else {
 		*o = ours(size, write, i == 0 && write);
-		*b = baseline(size, write);
+		*b = bench_memfd_touch(size, write);
 	}
 }
 

@@ -342,37 +342,17 @@ static double touch_gmem(uint64_t size)
 	return (double)t / (double)(size / PAGE);
 }
 
-static double touch_memfd(uint64_t size)
-{
-	int fd = memfd_create("bench-first-touch", MFD_CLOEXEC);
-	char *p;
-	uint64_t t;
-
-	bench_check_errno(fd, "memfd_create");
-	bench_check_errno(ftruncate(fd, (off_t)size), "ftruncate");
-	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (p == MAP_FAILED)
-		bench_die("mmap: %s", strerror(errno));
-	t = bench_now();
-	for (uint64_t o = 0; o < size; o += PAGE)
-		*(volatile char *)(p + o) = 1;
-	t = bench_now() - t;
-	munmap(p, size);
-	close(fd);
-	return (double)t / (double)(size / PAGE);
-}
-
 static void first_touch(unsigned int rounds, uint64_t size)
 {
 	double ours[BENCH_MAX_ROUNDS], base[BENCH_MAX_ROUNDS];
 
 	for (unsigned int r = 0; r < rounds; r++) {
 		if (r & 1) {
-			base[r] = touch_memfd(size);
+			base[r] = bench_memfd_touch(size, true);
 			ours[r] = touch_gmem(size);
 		} else {
 			ours[r] = touch_gmem(size);
-			base[r] = touch_memfd(size);
+			base[r] = bench_memfd_touch(size, true);
 		}
 	}
 	bench_report_paired("pfn_first_touch", size / PAGE, ours,

@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common.h"
 
@@ -172,4 +174,44 @@ void bench_report_bytes(const char *name, uint64_t bytes,
 	print_target(t, (double)bytes, r);
 	putchar('\n');
 	fflush(stdout);
+}
+
+/* Defeats dead-code elimination of the reads. */
+static volatile unsigned char sink;
+
+/* One byte per page: written (a 1) or read (must be zero); ns per page. */
+double bench_touch(char *addr, uint64_t size, bool write)
+{
+	unsigned char sum = 0;
+	uint64_t t = bench_now();
+
+	if (write) {
+		for (uint64_t o = 0; o < size; o += 4096ULL)
+			*(volatile unsigned char *)(addr + o) = 1;
+	} else {
+		for (uint64_t o = 0; o < size; o += 4096ULL)
+			sum |= *(volatile unsigned char *)(addr + o);
+	}
+	t = bench_now() - t;
+	if (sum)
+		bench_die("a new page did not read as zero");
+	sink = sum;
+	return (double)t / (double)(size / 4096ULL);
+}
+
+double bench_memfd_touch(uint64_t size, bool write)
+{
+	int fd = memfd_create("bench-touch", MFD_CLOEXEC);
+	char *addr;
+	double ns;
+
+	bench_check_errno(fd, "memfd_create");
+	bench_check_errno(ftruncate(fd, (off_t)size), "ftruncate");
+	addr = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (addr == MAP_FAILED)
+		bench_die("mmap: %s", strerror(errno));
+	ns = bench_touch(addr, size, write);
+	bench_check_errno(munmap(addr, size), "munmap");
+	close(fd);
+	return ns;
 }

@@ -74,6 +74,12 @@ void bench_report_time(const char *name, uint64_t ops, double ns_per_op,
 void bench_report_paired(const char *name, uint64_t ops, const double *ours,
 			 const char *baseline, const double *base,
 			 unsigned int rounds, struct bench_target t);
+/* Touch one byte per 4 KiB page of [addr, addr + size), written or read
+ * (must read zero): ns per page. */
+double bench_touch(char *addr, uint64_t size, bool write);
+/* The baseline of first touch: the same through a plain mapping of a new
+ * memfd of size bytes. */
+double bench_memfd_touch(uint64_t size, bool write);
 void bench_report_bytes(const char *name, uint64_t bytes,
 			const char *baseline, uint64_t baseline_bytes,
 			struct bench_target t);
