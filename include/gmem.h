@@ -283,7 +283,7 @@ struct gmem_stats {
 	uint64_t views;			/* host views (gmem_mmap) */
 	uint64_t views_uffd;		/* of which guarded by userfaultfd */
 	uint64_t bindings;		/* gmem_bind() not yet unbound */
-	uint64_t pfn_refs;		/* gmem_get_pfn() not yet put */
+	uint64_t pfn_refs;		/* shared gmem_get_pfn() not yet put */
 	uint64_t invalidations;		/* invalidate calls made to owners */
 	uint64_t listeners;		/* registered listeners */
 	uint64_t listener_calls;	/* populate and discard calls made */

@@ -8,16 +8,17 @@
  * never handed to gmem_mmap() callers.  It shows private pages: that is
  * what the guest side is for.
  *
- * References live in the binding's per-page words (refs.h): a shared
- * one holds conversions to private back (they wait or fail -EAGAIN, as
- * the kernel's refcount check makes them), a private one does not (the
- * owner is invalidated instead).  A page once reached is left READY, so
- * the next gmem_get_pfn() of it takes its reference with one CAS and no
- * lock, from any number of threads; anything that changes the page
- * (conversion, punch, poison, close) clears READY first (notify.c,
- * convert.c) and begins an invalidation that ends when the file lock is
- * released (lock.c).  gmem_put_pfn() never locks.  gmem_unbind() drops
- * whatever the owner did not put.  A private access is the first
+ * Shared references are counted in the binding's per-page words
+ * (refs.h): each holds conversions to private back (they wait or fail
+ * -EAGAIN, as the kernel's refcount check makes them).  Private ones are
+ * not counted, as KVM counts no NPT mapping: a conversion invalidates
+ * the owner whatever it holds.  A page once reached is left READY, so
+ * the next gmem_get_pfn() of it is one CAS (shared) or one load
+ * (private) and no lock, from any number of threads; anything that
+ * changes the page (conversion, punch, poison, close) clears READY first
+ * (notify.c, convert.c) and begins an invalidation that ends when the
+ * file lock is released (lock.c).  gmem_put_pfn() never locks.
+ * gmem_unbind() drops the shared references the owner did not put.  A private access is the first
  * private use of a page: one that was parked (rehome.c) is re-homed
  * before its address is handed out, in the slow path.
  *
@@ -90,6 +91,7 @@ GMEM_EXPORT int gmem_bind(struct gmem *g, uint64_t offset, uint64_t size,
 	b->g = g;
 	b->first = first;
 	b->npages = end - first;
+	b->shift = g->page_shift;
 	b->ops = ops;
 	b->owner = owner;
 	b->next = g->bindings;
@@ -137,40 +139,52 @@ static int check_pfn_args(struct gmem_binding *b, uint64_t index,
 	return 0;
 }
 
+/* One load while no callback runs: pthread_self() only when one does. */
 static bool in_callback(struct gmem *g)
 {
-	return atomic_load_explicit(&g->cb_thread, memory_order_relaxed) ==
-	       (unsigned long)pthread_self();
+	unsigned long t = atomic_load_explicit(&g->cb_thread,
+					       memory_order_relaxed);
+
+	return t && t == (unsigned long)pthread_self();
 }
 
-static void fill(struct gmem *g, struct gmem_binding *b, uint64_t index,
-		 uint64_t w, struct gmem_pfn *pfn)
+/* From the binding alone: the fast path's loads are its and the word. */
+static void fill(struct gmem_binding *b, uint64_t index, uint64_t w,
+		 struct gmem_pfn *pfn)
 {
-	uint64_t page = b->first + index;
+	uint64_t off = index << b->shift;
 
-	pfn->addr = g->b.window + off_of(g, page);
-	pfn->offset = off_of(g, page);
+	pfn->addr = b->base + off;
+	pfn->offset = (b->first << b->shift) + off;
 	pfn->order = (unsigned int)((w & REF_ORDER_MASK) >> REF_ORDER_SHIFT);
 }
 
 /*
- * The lock-free grant: one CAS that needs READY for this access and adds
- * a reference.  false: take the slow path.
+ * The lock-free grant: for a shared access one CAS that needs
+ * READY_SHARED and adds a reference; for a private access one acquire
+ * load that finds READY_PRIVATE (nothing is counted).  false: take the
+ * slow path.
  */
-static bool grant_fast(struct gmem_binding *b, uint64_t index,
+static inline __attribute__((always_inline)) bool
+grant_fast(struct gmem_binding *b, uint64_t index,
 		       unsigned int access, struct gmem_pfn *pfn)
 {
-	_Atomic uint64_t *slot = gmem_refs_slot(&b->refs, index);
-	uint64_t w, ready = ref_ready(access);
+	_Atomic uint64_t *slot = &b->refs.w[index];	/* index < npages */
+	uint64_t w;
 
-	if (!slot)
-		return false;
+	if (access == GMEM_ACCESS_PRIVATE) {
+		w = atomic_load_explicit(slot, memory_order_acquire);
+		if (!(w & REF_READY_PRIVATE))
+			return false;
+		fill(b, index, w, pfn);
+		return true;
+	}
 	w = atomic_load_explicit(slot, memory_order_relaxed);
-	while ((w & ready) && ref_count(w, access) < REF_COUNT_MAX) {
+	while ((w & REF_READY_SHARED) && ref_shared(w) < REF_COUNT_MAX) {
 		if (atomic_compare_exchange_weak_explicit(slot, &w,
-				w + ref_one(access), memory_order_acquire,
+				w + REF_ONE_SHARED, memory_order_acquire,
 				memory_order_relaxed)) {
-			fill(b->g, b, index, w, pfn);
+			fill(b, index, w, pfn);
 			return true;
 		}
 	}
@@ -296,7 +310,7 @@ static unsigned int pfn_order(struct gmem *g, struct gmem_binding *b,
 }
 
 /* With the file lock: everything the fast path cannot do. */
-static int get_slow(struct gmem *g, struct gmem_binding *b, uint64_t index,
+static int get_locked(struct gmem *g, struct gmem_binding *b, uint64_t index,
 		    unsigned int access, struct gmem_pfn *pfn)
 {
 	uint64_t page = b->first + index, first, bad, w, nw;
@@ -333,6 +347,7 @@ static int get_slow(struct gmem *g, struct gmem_binding *b, uint64_t index,
 	ret = gmem_backing_window(&g->b);
 	if (ret)
 		return ret;
+	b->base = g->b.window + off_of(g, b->first);
 	slot = gmem_refs_slot_make(&b->refs, index);
 	if (!slot)
 		return -ENOMEM;
@@ -347,36 +362,62 @@ static int get_slow(struct gmem *g, struct gmem_binding *b, uint64_t index,
 	 * change it now without an invalidation, which clears READY. */
 	w = atomic_load(slot);
 	do {
-		if (ref_count(w, access) >= REF_COUNT_MAX)
+		if (access == GMEM_ACCESS_SHARED &&
+		    ref_shared(w) >= REF_COUNT_MAX)
 			return -EOVERFLOW;
-		nw = ((w & ~(REF_READY_SHARED | REF_READY_PRIVATE |
-			     REF_ORDER_MASK)) | ref_ready(access) |
-		      (uint64_t)order << REF_ORDER_SHIFT) + ref_one(access);
+		nw = (w & ~(REF_READY_SHARED | REF_READY_PRIVATE |
+			    REF_ORDER_MASK)) | ref_ready(access) |
+		     (uint64_t)order << REF_ORDER_SHIFT;
+		if (access == GMEM_ACCESS_SHARED)
+			nw += REF_ONE_SHARED;
 	} while (!atomic_compare_exchange_weak(slot, &w, nw));
-	fill(g, b, index, nw, pfn);
+	fill(b, index, nw, pfn);
 	return 0;
+}
+
+/*
+ * Out of line, so that the fast path is a leaf that saves no registers:
+ * a grant while some callback of the file runs (on this thread it must
+ * not, as for the lock), then the lock.
+ */
+static __attribute__((noinline)) int get_slow(struct gmem_binding *b,
+					      uint64_t index,
+					      unsigned int access,
+					      struct gmem_pfn *pfn)
+{
+	struct gmem *g = b->g;
+	int ret;
+
+	if (in_callback(g))
+		return -EDEADLK;
+	if (grant_fast(b, index, access, pfn))
+		return 0;
+	ret = lock_for_pfn(g);
+	if (ret)
+		return ret;
+	ret = get_locked(g, b, index, access, pfn);
+	gmem_unlock_put(g);
+	return ret;
 }
 
 GMEM_EXPORT int gmem_get_pfn(struct gmem_binding *b, uint64_t index,
 			     unsigned int access, struct gmem_pfn *pfn)
 {
-	struct gmem *g;
 	int ret = check_pfn_args(b, index, access);
 
 	if (ret || !pfn)
 		return ret ? ret : -EINVAL;
-	g = b->g;
-	if (!in_callback(g) && grant_fast(b, index, access, pfn))
+	/* No callback of the file runs (else get_slow() looks closer). */
+	if (!atomic_load_explicit(&b->g->cb_thread, memory_order_relaxed) &&
+	    grant_fast(b, index, access, pfn))
 		return 0;
-	ret = lock_for_pfn(g);
-	if (ret)
-		return ret;
-	ret = get_slow(g, b, index, access, pfn);
-	gmem_unlock_put(g);
-	return ret;
+	return get_slow(b, index, access, pfn);
 }
 
-/* Lock-free: a CAS on the page's word; allowed after gmem_close(). */
+/*
+ * Lock-free: a CAS on the page's word for a shared reference; nothing
+ * for a private one, which is not counted.  Allowed after gmem_close().
+ */
 GMEM_EXPORT int gmem_put_pfn(struct gmem_binding *b, uint64_t index,
 			     unsigned int access)
 {
@@ -388,17 +429,19 @@ GMEM_EXPORT int gmem_put_pfn(struct gmem_binding *b, uint64_t index,
 		return ret;
 	if (in_callback(b->g))
 		return -EDEADLK;
+	if (access == GMEM_ACCESS_PRIVATE)
+		return 0;
 	slot = gmem_refs_slot(&b->refs, index);
 	if (!slot)
 		return -EINVAL;
 	w = atomic_load_explicit(slot, memory_order_relaxed);
 	do {
-		if (!ref_count(w, access))
+		if (!ref_shared(w))
 			return -EINVAL;
 	} while (!atomic_compare_exchange_weak_explicit(slot, &w,
-			w - ref_one(access), memory_order_release,
+			w - REF_ONE_SHARED, memory_order_release,
 			memory_order_relaxed));
-	if (access == GMEM_ACCESS_SHARED && ref_count(w, access) == 1)
+	if (ref_shared(w) == 1)
 		gmem_refs_wake(b->g);	/* a conversion may wait for it */
 	return 0;
 }

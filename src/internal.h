@@ -220,6 +220,9 @@ struct gmem_binding {
 	 * released (gmem_unlock_put()), after the change it announced.
 	 */
 	struct gmem_refs refs;
+	char *base;			/* the window at first: set before
+					 * any READY (the fast path's) */
+	unsigned int shift;		/* the file's page_shift */
 	_Atomic uint64_t inval_seq;
 	_Atomic unsigned int inval_active;
 	unsigned int inval_pending;	/* begun in this lock hold */

@@ -664,10 +664,8 @@ static void build_table(struct ctx *c)
 	r->off = SHARED_REF;
 	r->a = 2;
 	r = add(c, FN_PUT_PFN, OBJ_F, -EINVAL, "put_pfn: no reference");
-	r = add(c, FN_PUT_PFN, OBJ_F, -EINVAL,
-		"put_pfn: private, the reference is shared");
-	r->off = SHARED_REF;
-	r->a = GMEM_ACCESS_PRIVATE;
+	/* A private put is never refused: private references are not
+	 * counted (gmem_bind(3)). */
 	r = add(c, FN_PUT_PFN, OBJ_F, -EINVAL,
 		"put_pfn: shared, the reference is private");
 	r->off = PRIVATE_REF;

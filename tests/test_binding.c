@@ -145,9 +145,10 @@ TEST_F(bind, get_pfn_private)
 	/* The host view of the same page stays guarded. */
 	ASSERT_SIGBUS(self->view + 9 * ps, 0);
 	ASSERT_NE(pfn.addr, (void *)(self->view + 9 * ps));
-	ASSERT_EQ(stats(self->g).pfn_refs, 1);
+	/* Private references are not counted: they hold nothing back. */
+	ASSERT_EQ(stats(self->g).pfn_refs, 0);
 	ASSERT_EQ(gmem_put_pfn(self->b, 1, GMEM_ACCESS_PRIVATE), 0);
-	ASSERT_EQ(gmem_put_pfn(self->b, 1, GMEM_ACCESS_PRIVATE), -EINVAL);
+	ASSERT_EQ(gmem_put_pfn(self->b, 1, GMEM_ACCESS_PRIVATE), 0);
 	ASSERT_EQ(gmem_put_pfn(self->b, 1, GMEM_ACCESS_SHARED), -EINVAL);
 	ASSERT_EQ(stats(self->g).pfn_refs, 0);
 }
@@ -208,6 +209,7 @@ TEST_F(bind, shared_reference_blocks_to_private)
 	ASSERT_EQ(convert(self->g, 8 * ps, 16 * ps, 0, NULL), 0);
 	ASSERT_EQ(gmem_get_pfn(self->b, 4, GMEM_ACCESS_SHARED, &pfn), 0);
 	ASSERT_EQ(gmem_get_pfn(self->b, 4, GMEM_ACCESS_SHARED, &pfn), 0);
+	ASSERT_EQ(stats(self->g).pfn_refs, 2);
 	ASSERT_EQ(stats(self->g).pinned, ps);
 	ASSERT_EQ(gmem_unbind(self->b), 0);
 	self->b = NULL;
@@ -444,4 +446,57 @@ TEST_T(threads_bind_convert_punch, 60)
 	ASSERT_EQ(stats(r.g).pinned, 0);
 	ASSERT_EQ(gmem_munmap(r.g, r.view, args.size), 0);
 	gmem_close(r.g);
+}
+
+/*
+ * Shared references on both sides of the table's 512-page chunks, and at
+ * both ends of a large sparse binding: each holds a conversion back
+ * where it is, and a conversion over them finds them in order.
+ */
+TEST(references_across_table_chunks)
+{
+	const uint64_t pages[] = { 0, 511, 512, 1023, 1536 };
+	struct gmem_create_args args = {
+		.flags = GMEM_FLAG_MMAP | GMEM_FLAG_INIT_SHARED,
+	};
+	struct owner o = { 0 };
+	struct gmem_binding *b;
+	struct gmem_pfn pfn;
+	struct gmem *g;
+	uint64_t eo, npages;
+
+	GMEM_TEST_REQUIRE_BACKEND();
+	ps = (size_t)getpagesize();
+	args.size = 4ULL << 30;
+	npages = args.size / ps;
+	ASSERT_EQ(gmem_test_create(&args, &g), 0);
+	ASSERT_EQ(gmem_bind(g, 0, args.size, &ops, &o, &b), 0);
+	for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++)
+		ASSERT_EQ(gmem_get_pfn(b, pages[i], GMEM_ACCESS_SHARED, &pfn),
+			  0);
+	ASSERT_EQ(gmem_get_pfn(b, npages - 1, GMEM_ACCESS_SHARED, &pfn), 0);
+	ASSERT_EQ(pfn.offset, args.size - ps);
+	ASSERT_EQ(stats(g).pfn_refs, 6);
+	for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
+		eo = 0;
+		ASSERT_EQ(convert(g, 0, 2048 * ps, 1, &eo), -EAGAIN);
+		ASSERT_EQ(eo, pages[i] * ps);
+		ASSERT_EQ(gmem_put_pfn(b, pages[i], GMEM_ACCESS_SHARED), 0);
+	}
+	ASSERT_EQ(convert(g, 0, 2048 * ps, 1, NULL), 0);
+	/* The last page, 4 GiB on: a whole-file conversion finds it. */
+	ASSERT_EQ(convert(g, 0, args.size, 1, &eo), -EAGAIN);
+	ASSERT_EQ(eo, args.size - ps);
+	ASSERT_EQ(gmem_put_pfn(b, npages - 1, GMEM_ACCESS_SHARED), 0);
+	ASSERT_EQ(stats(g).pfn_refs, 0);
+	ASSERT_EQ(convert(g, 0, args.size, 1, NULL), 0);
+	/* Ready pages of both chunks lose readiness with the change. */
+	ASSERT_EQ(gmem_get_pfn(b, 511, GMEM_ACCESS_PRIVATE, &pfn), 0);
+	ASSERT_EQ(gmem_get_pfn(b, 512, GMEM_ACCESS_PRIVATE, &pfn), 0);
+	ASSERT_EQ(convert(g, 511 * ps, 2 * ps, 0, NULL), 0);
+	ASSERT_EQ(gmem_get_pfn(b, 511, GMEM_ACCESS_PRIVATE, &pfn), -EFAULT);
+	ASSERT_EQ(gmem_get_pfn(b, 512, GMEM_ACCESS_PRIVATE, &pfn), -EFAULT);
+	ASSERT_EQ(gmem_get_pfn(b, 513, GMEM_ACCESS_PRIVATE, &pfn), 0);
+	ASSERT_EQ(gmem_unbind(b), 0);
+	gmem_close(g);
 }

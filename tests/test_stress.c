@@ -226,7 +226,8 @@ static struct {
 	int nparked;
 	struct worker w[NR_WORKERS];
 	/* expected stats */
-	atomic_ullong conversions, pages_converted, pin_calls, pfn_refs;
+	atomic_ullong conversions, pages_converted, pin_calls;
+	atomic_ullong pfn_refs;		/* shared ones: only they are counted */
 	/* Changes that invalidate owners: begun, and ended since. */
 	atomic_ullong changes_begun, changes_ended;
 	atomic_ullong invalidations, listener_calls, nviews;
@@ -1082,7 +1083,7 @@ static void unbind_one(struct worker *w, int k)
 	atomic_store(&b->o->unbound, 1);
 	for (uint64_t p = b->first; p < b->first + b->npages; p++) {
 		atomic_fetch_sub(&pg(p)->prefs, b->sref[p]);
-		refs += b->sref[p] + b->pref[p];
+		refs += b->sref[p];	/* private ones are not counted */
 		b->sref[p] = b->pref[p] = 0;
 	}
 	atomic_fetch_sub(&S.pfn_refs, refs);
@@ -1115,10 +1116,10 @@ static void put_one(struct worker *w, struct binding *b, uint64_t p,
 		b->sref[p]--;
 		atomic_fetch_sub(&pg(p)->prefs, 1);
 		pthread_mutex_unlock(&S.pin_lock);
+		atomic_fetch_sub(&S.pfn_refs, 1);
 	} else {
 		b->pref[p]--;
 	}
-	atomic_fetch_sub(&S.pfn_refs, 1);
 	count(C_PUT_PFN);
 }
 
@@ -1164,10 +1165,10 @@ static void get_one(struct worker *w, struct binding *b)
 		if (shared) {
 			b->sref[p]++;
 			atomic_fetch_add(&pg(p)->prefs, 1);
+			atomic_fetch_add(&S.pfn_refs, 1);
 		} else {
 			b->pref[p]++;
 		}
-		atomic_fetch_add(&S.pfn_refs, 1);
 	}
 	if (shared)
 		pthread_mutex_unlock(&S.pin_lock);
