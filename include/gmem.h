@@ -212,7 +212,8 @@ struct gmem_pfn {
  */
 int gmem_get_pfn(struct gmem_binding *b, uint64_t index, unsigned int access,
 		 struct gmem_pfn *pfn);
-/* Drop a reference gmem_get_pfn() took: -EINVAL if there is none. */
+/* Drop a shared reference gmem_get_pfn() took (-EINVAL if there is none);
+ * a private access is not counted: 0 after the argument checks. */
 int gmem_put_pfn(struct gmem_binding *b, uint64_t index, unsigned int access);
 
 /*

@@ -5,10 +5,10 @@
  *
  * One 64-bit word per page, in a flat array reserved for the whole
  * binding (MAP_NORESERVE: address space only, 8 bytes per page) whose
- * memory the kernel provides as pages are reached: 4 KiB of table (or a
- * transparent huge page, where the system gives one) per 512 pages
- * reached, so never more than 8 bytes per page of the binding (0.2%),
- * and nothing for the rest of a sparse file.  A lookup is one load, like
+ * memory the kernel provides as pages are reached: 4 KiB of table
+ * (MADV_NOHUGEPAGE, whatever the THP setting) per 512 pages reached,
+ * so never more than 8 bytes per page of the binding (0.2%), and
+ * nothing for the rest of a sparse file.  A lookup is one load, like
  * a flat array of page addresses (bench/bench_pfn.c measured three
  * levels of nodes at 2.4-5x that: the pointer chase and the spread of the
  * nodes in the heap cost more than the load).  A bitmap, one bit per
