@@ -75,5 +75,11 @@ struct results {
  */
 int bench_plots(const char *dir, bool latency, bool boot,
 		const struct results *r);
+/*
+ * Before anything runs: gnuplot is there (else EXIT_SKIP) and dir exists
+ * or can be made, is a directory and is writable (else EXIT_USAGE), so
+ * that a long run does not end in an unwritable --plots DIR.  0 if fine.
+ */
+int bench_plots_check(const char *dir);
 
 #endif /* GMEMCTL_BENCH_H */

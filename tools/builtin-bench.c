@@ -78,12 +78,20 @@ static const char usage[] =
 "  --json FILE   write every result as JSON to FILE (- for stdout, then\n"
 "                no tables)\n"
 "  --plots DIR   write PNG plots to DIR (needs gnuplot): latency\n"
-"                distributions, boot time and memory against guest size\n"
-"  --seed N      seed of the random sequences (default 1)\n"
-"  --only LIST   run only these workloads, e.g. flip,random\n"
+"                distributions, boot time and memory against guest size;\n"
+"                DIR (made if missing) and gnuplot are checked before\n"
+"                anything runs\n"
+"  --seed N      seed of the random sequences, 1 or more (default 1; 0\n"
+"                is refused, as by gmemctl demo)\n"
+"  --only LIST   run only these workloads, a comma-separated list of\n"
+"                flip, boot, random, fragment (empty or unknown: usage\n"
+"                error)\n"
 "  -h, --help    this text\n"
 "\n"
-"exit status: 0 ok, 1 failure, 2 usage error, 77 skipped.\n";
+"Numbers are decimal or hex with 0x.\n"
+"\n"
+"exit status: 0 ok, 1 failure, 2 usage error, 77 skipped (--plots\n"
+"without gnuplot).\n";
 
 struct cfg {
 	bool quick;
@@ -170,23 +178,23 @@ static int flip_round(struct flip_state *f, uint64_t n, uint64_t seed,
 		uint64_t r = bench_rand(&seed), slot = r % FLIP_SLOTS;
 		uint64_t np = 1 + ((r >> 32) & 1), t0, t1;
 		uint64_t off = FLIP_DMA_OFF +
-			       slot * FLIP_SLOT_PAGES * PAGE_SIZE;
+			       slot * FLIP_SLOT_PAGES * page_size();
 
 		t0 = bench_now();
-		ret = side_convert(&f->s, off, np * PAGE_SIZE, false);
+		ret = side_convert(&f->s, off, np * page_size(), false);
 		t1 = bench_now();
 		if (ret)
 			return ret;
 		f->lat[f->nlat++] = clamp_ns(t1 - t0);
 		for (uint64_t p = 0; p < np; p++) {
 			volatile unsigned char *b = (unsigned char *)host +
-						    off + p * PAGE_SIZE;
+						    off + p * page_size();
 
 			f->bad += *b != f->expect[slot * 2 + p];
 			*b = ++f->expect[slot * 2 + p];
 		}
 		t0 = bench_now();
-		ret = side_convert(&f->s, off, np * PAGE_SIZE, true);
+		ret = side_convert(&f->s, off, np * page_size(), true);
 		t1 = bench_now();
 		if (ret)
 			return ret;
@@ -213,7 +221,7 @@ static int bench_flip(const struct cfg *c, struct json *j,
 		st[v].created = !ret;
 		if (!ret)
 			ret = side_accept(&st[v].s, FLIP_DMA_OFF, FLIP_SLOTS *
-					  FLIP_SLOT_PAGES * PAGE_SIZE);
+					  FLIP_SLOT_PAGES * page_size());
 		if (ret) {
 			ret = failed(v, "flip setup", ret);
 			goto out;
@@ -360,12 +368,12 @@ static int boot_one(enum variant v, uint64_t size, uint64_t accepted,
 	t = bench_now();
 	for (nr = 0; nr < BOOT_DMA && !ret; nr++) {
 		uint64_t r = bench_rand(&seed), np = 1 + (r >> 40) % 8;
-		uint64_t o = dma_off + (r % 512) * 8 * PAGE_SIZE;
+		uint64_t o = dma_off + (r % 512) * 8 * page_size();
 
-		ret = side_convert(&s, o, np * PAGE_SIZE, false);
+		ret = side_convert(&s, o, np * page_size(), false);
 		if (!ret) {
-			memset(host + o, 0xd3, np * PAGE_SIZE);
-			ret = side_convert(&s, o, np * PAGE_SIZE, true);
+			memset(host + o, 0xd3, np * page_size());
+			ret = side_convert(&s, o, np * page_size(), true);
 		}
 	}
 	b->dma = bench_now() - t;
@@ -517,7 +525,7 @@ static int bench_boot(const struct cfg *c, struct json *j,
 /* ---- random and fragment: one-page conversions on 1 TiB --------------- */
 
 #define BIG_SIZE	TiB
-#define BIG_PAGES	(BIG_SIZE / PAGE_SIZE)
+#define BIG_PAGES	(BIG_SIZE / page_size())
 
 /*
  * Both workloads run every variant at once, a fifth of the operations
@@ -572,7 +580,7 @@ static int random_ops(struct big *b, uint64_t from, uint64_t to,
 	for (uint64_t i = from; i < to && !ret; i++) {
 		uint64_t r = bench_rand(&b->seed), t0 = bench_now();
 
-		ret = side_convert(&b->s, (r >> 36) * PAGE_SIZE, PAGE_SIZE,
+		ret = side_convert(&b->s, (r >> 36) * page_size(), page_size(),
 				   r & 1);
 		b->lat[i] = clamp_ns(bench_now() - t0);
 	}
@@ -589,7 +597,7 @@ static int fragment_ops(struct big *b, uint64_t from, uint64_t to,
 	for (uint64_t i = from; i < to && !ret; i++) {
 		uint64_t t0 = bench_now();
 
-		ret = side_convert(&b->s, i * stride * PAGE_SIZE, PAGE_SIZE,
+		ret = side_convert(&b->s, i * stride * page_size(), page_size(),
 				   false);
 		b->lat[i] = clamp_ns(bench_now() - t0);
 	}
@@ -767,21 +775,23 @@ static int parse_only(const char *list, bool *want)
 	static const char *const names[] = { "flip", "boot", "random",
 					     "fragment" };
 	char *copy = strdup(list), *save = NULL, *w;
-	int ret = 0;
+	int ret = -EINVAL;		/* until one name is found */
 
 	if (!copy)
 		return -ENOMEM;
 	memset(want, 0, 4 * sizeof(*want));
-	for (w = strtok_r(copy, ",", &save); w && !ret;
+	for (w = strtok_r(copy, ",", &save); w;
 	     w = strtok_r(NULL, ",", &save)) {
 		unsigned int i;
 
 		for (i = 0; i < 4 && strcmp(w, names[i]); i++)
 			;
-		if (i == 4)
+		if (i == 4) {
 			ret = -EINVAL;
-		else
-			want[i] = true;
+			break;
+		}
+		want[i] = true;
+		ret = 0;
 	}
 	free(copy);
 	return ret;
@@ -832,7 +842,7 @@ int cmd_bench(int argc, char **argv)
 	struct utsname un;
 	struct json j;
 	FILE *jf = NULL;
-	int opt, ret = 0;
+	int opt, err, ret = 0;
 	uint64_t t;
 
 	opterr = 0;
@@ -849,14 +859,22 @@ int cmd_bench(int argc, char **argv)
 			plot_dir = optarg;
 			break;
 		case 's':
-			if (parse_u64(optarg, &c.seed) || !c.seed)
-				return out_usage_error(usage, "bench: bad seed"
-						       " '%s' (not 0)", optarg);
+			err = parse_u64(optarg, &c.seed);
+			if (err || !c.seed)
+				return out_usage_error(usage, "bench: bad seed "
+						       "'%s': %s", optarg, err ?
+						       parse_error(err) :
+						       "1 or more (0 would "
+						       "make the sequence all "
+						       "zeros)");
 			break;
 		case 'o':
 			if (parse_only(optarg, c.want))
 				return out_usage_error(usage, "bench: bad "
-						       "--only '%s'", optarg);
+						       "--only '%s': a comma-"
+						       "separated list of "
+						       "flip, boot, random, "
+						       "fragment", optarg);
 			break;
 		case 'h':
 			return out_help(usage);
@@ -871,10 +889,10 @@ int cmd_bench(int argc, char **argv)
 	if (optind < argc)
 		return out_usage_error(usage, "bench: unexpected argument "
 				       "'%s'", argv[optind]);
-	if (plot_dir && system("command -v gnuplot >/dev/null 2>&1")) {
-		out_error("bench: --plots needs gnuplot (apt-get install "
-			  "gnuplot-nox)");
-		return EXIT_SKIP;
+	if (plot_dir) {
+		ret = bench_plots_check(plot_dir);
+		if (ret)
+			return ret;
 	}
 	out_init(json_path && !strcmp(json_path, "-") ? OUT_QUIET : OUT_TEXT);
 	if (json_path) {
