@@ -53,9 +53,10 @@ static const char usage[] =
 "options:\n"
 "  --size SIZE   guest RAM, >= 64M, a multiple of 4M (default 1G);\n"
 "                suffixes K, M, G, T (powers of 1024)\n"
-"  --seed N      seed of the firmware bytes and the DMA pattern\n"
-"                (default 1)\n"
-"  --flips N     DMA transactions in step 4 (default 100000)\n"
+"Numbers are decimal or hex with 0x (010 is ten, not octal).\n"
+"  --seed N      seed of the firmware bytes and the DMA pattern, 1 or\n"
+"                more (default 1; 0 is refused, as by gmemctl bench)\n"
+"  --flips N     DMA transactions in step 4, 1 or more (default 100000)\n"
 "  --quick       10000 DMA transactions unless --flips is given\n"
 "  --backend B   memfd (default) or kvm: a KVM guest_memfd (exit 77\n"
 "                without /dev/kvm or guest_memfd mmap, Linux 6.18)\n"
@@ -147,7 +148,7 @@ static void layout(struct demo *d)
 	d->accept_len = r;
 	d->fw_len = min_u64(r / 8, 4 * MiB);
 	d->dma_off = r / 8;
-	d->nslots = min_u64(MAX_SLOTS, r / 8 / (SLOT_PAGES * PAGE_SIZE));
+	d->nslots = min_u64(MAX_SLOTS, r / 8 / (SLOT_PAGES * page_size()));
 	d->rings_off = r / 4;
 	d->ring_len = min_u64(d->size / 1024, 64 * KiB);
 	d->swiotlb_off = r / 8 * 3;
@@ -165,7 +166,7 @@ static int step_create(struct demo *d, unsigned char **fw)
 		.size = d->size,
 		.flags = GMEM_FLAG_MMAP,
 	};
-	uint64_t seed = d->o->seed ? d->o->seed : 1, t;
+	uint64_t seed = d->o->seed, t;
 	struct gmem_stats st;
 	unsigned char *img;
 	void *view;
@@ -245,7 +246,7 @@ static int step_create(struct demo *d, unsigned char **fw)
 /* 2. The guest accepts memory in 2 MiB chunks: private get_pfn. */
 static int step_accept(struct demo *d, const unsigned char *fw)
 {
-	uint64_t npages = d->accept_len / PAGE_SIZE, idx, t, bad_fw = 0;
+	uint64_t npages = d->accept_len / page_size(), idx, t, bad_fw = 0;
 	struct gmem_pfn pfn;
 	int ret;
 
@@ -262,15 +263,15 @@ static int step_accept(struct demo *d, const unsigned char *fw)
 		ret = gmem_get_pfn(d->b, idx, GMEM_ACCESS_PRIVATE, &pfn);
 		if (ret)
 			return fail("gmem_get_pfn (private)", ret);
-		if (pfn.offset != idx * PAGE_SIZE) {
+		if (pfn.offset != idx * page_size()) {
 			out_error("demo: gmem_get_pfn(%llu) returned offset "
 				  "0x%llx", (unsigned long long)idx,
 				  (unsigned long long)pfn.offset);
 			return EXIT_FAIL;
 		}
 		/* The guest sees its firmware where it was populated. */
-		if (idx * PAGE_SIZE < d->fw_len &&
-		    memcmp(pfn.addr, fw + idx * PAGE_SIZE, PAGE_SIZE))
+		if (idx * page_size() < d->fw_len &&
+		    memcmp(pfn.addr, fw + idx * page_size(), page_size()))
 			bad_fw++;
 		step = 1ULL << pfn.order;
 		if (pfn.order >= 9)
@@ -361,12 +362,12 @@ static int step_share(struct demo *d)
 	d->pinned = true;
 	/* The device DMAs into the pinned buffer ... */
 	dev = pin;
-	for (off = 0; off < d->pin_len; off += PAGE_SIZE)
-		dev[off] = (unsigned char)(off / PAGE_SIZE + 1);
+	for (off = 0; off < d->pin_len; off += page_size())
+		dev[off] = (unsigned char)(off / page_size() + 1);
 	/* ... and the VMM sees it in place through its own view. */
-	for (off = 0; off < d->pin_len; off += PAGE_SIZE)
+	for (off = 0; off < d->pin_len; off += page_size())
 		bad += (unsigned char)d->view[d->pin_off + off] !=
-		       (unsigned char)(off / PAGE_SIZE + 1);
+		       (unsigned char)(off / page_size() + 1);
 	if (bad) {
 		out_error("demo: %llu pinned pages differ in the host view",
 			  (unsigned long long)bad);
@@ -430,10 +431,10 @@ static int step_dma(struct demo *d)
 	for (i = 0; i < n; i++) {
 		uint64_t r = bench_rand(&seed), slot = r % d->nslots;
 		uint64_t np = 1 + ((r >> 32) & 1), t0, t1;
-		uint64_t off = d->dma_off + slot * SLOT_PAGES * PAGE_SIZE;
+		uint64_t off = d->dma_off + slot * SLOT_PAGES * page_size();
 
 		t0 = bench_now();
-		ret = convert_range(d->g, off, np * PAGE_SIZE, false, NULL);
+		ret = convert_range(d->g, off, np * page_size(), false, NULL);
 		t1 = bench_now();
 		if (ret)
 			goto err;
@@ -442,13 +443,13 @@ static int step_dma(struct demo *d)
 		/* The device reads and writes the buffer in place. */
 		for (uint64_t p = 0; p < np; p++) {
 			volatile unsigned char *b = (unsigned char *)d->view +
-						    off + p * PAGE_SIZE;
+						    off + p * page_size();
 
 			bad += *b != expect[slot * 2 + p];
 			*b = ++expect[slot * 2 + p];
 		}
 		t0 = bench_now();
-		ret = convert_range(d->g, off, np * PAGE_SIZE, true, NULL);
+		ret = convert_range(d->g, off, np * page_size(), true, NULL);
 		t1 = bench_now();
 		if (ret)
 			goto err;
@@ -663,7 +664,7 @@ static int summary(struct demo *d)
 	out_metric(t, "nr_ranges", (double)st.nr_ranges, "state ranges",
 		   fmt_count(st.nr_ranges), "tracked in %s (a 4 KiB bitmap: "
 		   "%s)", fmt_bytes(st.state_bytes),
-		   fmt_bytes(d->size / PAGE_SIZE / 8));
+		   fmt_bytes(d->size / page_size() / 8));
 	snprintf(pct, sizeof(pct), "%.1f%%", huge);
 	if (d->o->huge)
 		out_metric(t, "huge_page_coverage", huge, "huge-page coverage",
@@ -769,26 +770,38 @@ int cmd_demo(int argc, char **argv)
 	};
 	struct demo_opts o = { .size = GiB, .seed = 1, .flips = 100000 };
 	bool json = false, quick = false, flips_set = false;
-	int c;
+	int c, err;
 
 	opterr = 0;
 	optind = 0;
 	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's':
-			if (parse_size(optarg, &o.size))
+			err = parse_size(optarg, &o.size);
+			if (err)
 				return out_usage_error(usage, "demo: bad size "
-						       "'%s'", optarg);
+						       "'%s': %s", optarg,
+						       parse_error(err));
 			break;
 		case 'S':
-			if (parse_u64(optarg, &o.seed))
+			err = parse_u64(optarg, &o.seed);
+			if (err || !o.seed)
 				return out_usage_error(usage, "demo: bad seed "
-						       "'%s'", optarg);
+						       "'%s': %s", optarg, err ?
+						       parse_error(err) :
+						       "1 or more (0 would "
+						       "make the sequence all "
+						       "zeros)");
 			break;
 		case 'f':
-			if (parse_u64(optarg, &o.flips))
+			err = parse_u64(optarg, &o.flips);
+			if (err || !o.flips)
 				return out_usage_error(usage, "demo: bad "
-						       "count '%s'", optarg);
+						       "--flips '%s': %s",
+						       optarg, err ?
+						       parse_error(err) :
+						       "1 or more (step 4 "
+						       "measures them)");
 			flips_set = true;
 			break;
 		case 'q':
