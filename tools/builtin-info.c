@@ -42,7 +42,7 @@ static const char usage_info[] =
 "RANGE is OFFSET+LENGTH.  SIZE, OFFSET and LENGTH are bytes, decimal or\n"
 "0x hex (a leading 0 is not octal: 010 is ten), with an optional K, M, G\n"
 "or T suffix (powers of 1024); sizes, offsets and lengths are multiples\n"
-"of the page size (4K here is sysconf(_SC_PAGESIZE)), ranges lie inside\n"
+"of the page size (sysconf(_SC_PAGESIZE): 4K on x86), ranges lie inside\n"
 "the file and are not empty.\n"
 "\n"
 "examples:\n"
