@@ -4,7 +4,8 @@
  * test, and the shorthands every program would otherwise copy (convert,
  * convert_pages, stats, attr_at, count_maps, count_fds, rnd, rng_next).
  * Header-only; include it after harness.h (its helpers use ASSERT_* and
- * SKIP).  The reliability tests have their own, reliability.h.
+ * SKIP).  The logic it shares with reliability.h (the reliability tests'
+ * header) is in test_common.h, once.
  *
  * Backend.  GMEM_TEST_BACKEND picks what gmem_test_create() makes:
  * "memfd" (the default, also when unset or empty) or "kvm" (a KVM
@@ -51,22 +52,9 @@
 #include <unistd.h>
 
 #include "gmem.h"
+#include "test_common.h"
 
 /* ---- the backend under test --------------------------------------------- */
-
-/* GMEM_BACKEND_* named by GMEM_TEST_BACKEND; exits on an unknown name. */
-static inline uint32_t gmem_test_backend(void)
-{
-	const char *env = getenv("GMEM_TEST_BACKEND");
-
-	if (!env || !*env || !strcmp(env, "memfd"))
-		return GMEM_BACKEND_MEMFD;
-	if (!strcmp(env, "kvm"))
-		return GMEM_BACKEND_KVM;
-	fprintf(stderr, "GMEM_TEST_BACKEND=%s: unknown backend (memfd, kvm)\n",
-		env);
-	exit(2);
-}
 
 /*
  * gmem_create() on the chosen backend: for kvm, a copy of *args with
@@ -162,10 +150,7 @@ static inline bool gmem_test_uffd(void)
 	gmem_test_uffd_ok = 0;
 	if (gmem_test_backend() != GMEM_BACKEND_MEMFD)
 		return false;
-	fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
-	/* Without privilege libgmem asks for UFFD_USER_MODE_ONLY (1). */
-	if (fd < 0)
-		fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | 1);
+	fd = gmem_test_uffd_open();
 	if (fd < 0)
 		return false;
 	gmem_test_uffd_ok = !ioctl(fd, UFFDIO_API, &api) &&
@@ -186,26 +171,14 @@ static void __attribute__((constructor)) gmem_test_init(void)
 /* CLOCK_MONOTONIC in milliseconds. */
 static inline uint64_t now_ms(void)
 {
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+	return gmem_test_now_ns() / 1000000;
 }
 
 static inline int gmem_test_convert(struct gmem *g, uint64_t off,
 				    uint64_t len, int private,
 				    uint64_t *error_offset)
 {
-	struct gmem_attributes a = {
-		.offset = off,
-		.size = len,
-		.attributes = private ? GMEM_ATTR_PRIVATE : 0,
-	};
-	int ret = gmem_set_attributes(g, &a);
-
-	if (error_offset)
-		*error_offset = a.error_offset;
-	return ret;
+	return gmem_test_set_attr(g, off, len, private, 0, error_offset);
 }
 
 static inline int gmem_test_convert4(struct gmem *g, uint64_t off,
@@ -228,7 +201,7 @@ static inline int gmem_test_convert4(struct gmem *g, uint64_t off,
 static inline int convert_pages(struct gmem *g, uint64_t page,
 				uint64_t pages, int private)
 {
-	uint64_t ps = (uint64_t)getpagesize();
+	uint64_t ps = gmem_test_page_size();
 
 	return convert(g, page * ps, pages * ps, private);
 }
@@ -253,93 +226,26 @@ static inline uint64_t attr_at(struct gmem *g, uint64_t off)
 }
 
 /*
- * Under ASan, TSan or valgrind the runtime maps memory and opens files of
- * its own at any time (allocator regions, shadow, its symbolizer), so
- * counting every mapping or fd of the process means nothing there.  Then
- * count_maps() and count_fds() count only what libgmem can make: mappings
- * of its memfds ("memfd:gmem", "memfd:gmem-hole") and of guest_memfd
- * ("kvm-gmem"); fds of those, userfaultfd and KVM; plus one, so that a
- * count is never 0, as a process-wide one never is.  The tests compare
- * counts or their differences, which are libgmem's in both cases.
+ * Under ASan, TSan or valgrind only libgmem's mappings and fds are
+ * counted (test_common.h says why), plus one, so that a count is never
+ * 0, as a process-wide one never is.  The tests compare counts or their
+ * differences, which are libgmem's in both cases.
  */
-static inline bool gmem_test_foreign_runtime(void)
-{
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-	return true;
-#else
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-	return true;
-#endif
-#endif
-	const char *preload = getenv("LD_PRELOAD");
-
-	return preload && strstr(preload, "vgpreload");	/* valgrind */
-#endif
-}
-
-static inline bool gmem_test_is_ours(const char *name)
-{
-	return strstr(name, "memfd:gmem") || strstr(name, "kvm") ||
-	       strstr(name, "userfaultfd");
-}
-
-/* Lines of /proc/self/maps, read without stdio buffers; -1 on error. */
 static inline int count_maps(void)
 {
-	static char buf[65536], line[512];
-	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC), n = 0;
-	bool ours_only = gmem_test_foreign_runtime();
-	size_t ll = 0;
-	ssize_t len;
+	bool ours = gmem_test_foreign_runtime();
+	int n = gmem_test_count_maps(ours);
 
-	if (fd < 0)
-		return -1;
-	while ((len = read(fd, buf, sizeof(buf))) > 0) {
-		for (ssize_t i = 0; i < len; i++) {
-			if (buf[i] != '\n') {
-				if (ll < sizeof(line) - 1)
-					line[ll++] = buf[i];
-				continue;
-			}
-			line[ll] = '\0';
-			ll = 0;
-			n += !ours_only || gmem_test_is_ours(line);
-		}
-	}
-	close(fd);
-	return len < 0 ? -1 : n + ours_only;
+	return n < 0 ? -1 : n + ours;
 }
 
 /* Entries in /proc/self/fd (the directory's own fd included each time). */
 static inline int count_fds(void)
 {
-	DIR *dir = opendir("/proc/self/fd");
-	bool ours_only = gmem_test_foreign_runtime();
-	char path[300], name[256];
-	struct dirent *d;
-	int n = 0;
+	bool ours = gmem_test_foreign_runtime();
+	int n = gmem_test_count_fds(ours);
 
-	if (!dir)
-		return -1;
-	while ((d = readdir(dir))) {
-		ssize_t len;
-
-		if (d->d_name[0] == '.')
-			continue;
-		if (!ours_only) {
-			n++;
-			continue;
-		}
-		snprintf(path, sizeof(path), "/proc/self/fd/%s", d->d_name);
-		len = readlink(path, name, sizeof(name) - 1);
-		if (len > 0) {
-			name[len] = '\0';
-			n += gmem_test_is_ours(name);
-		}
-	}
-	closedir(dir);
-	return n + ours_only;
+	return n < 0 ? -1 : n + ours;
 }
 
 /* xorshift64: *s must start non-zero. */

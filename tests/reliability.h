@@ -4,21 +4,11 @@
  * issue 7 (test_badinput.c, test_stress.c); header-only, include after
  * harness.h.  (gmem_test.h is the feature tests' helper header.)
  *
- * Owns: which sanitizer a test program is built with (GT_SANITIZER),
- * the resource counts of the hygiene checks (fds, and the mappings that
- * belong to libgmem), userfaultfd availability, a seedable PRNG, the
- * conversion/stat shorthands and reading numbers from the environment.
- *
- * Why libgmem's own mappings and not every line of /proc/self/maps: the
- * sanitizer runtimes (ASan's allocator, TSan's meta shadow) and valgrind
- * map memory of their own at any time, so a process-wide count only
- * means something in a plain build.  Every mapping libgmem makes is of
- * one of its memfds ("memfd:gmem", "memfd:gmem-hole") or, on the kvm
- * backend, of a guest_memfd ("kvm-gmem"), so counting those lines is
- * exact under any runtime.  Fds likewise: a plain build counts every fd
- * of the process; a sanitizer build only those libgmem can open (its
- * memfds, userfaultfd, /dev/kvm and KVM's fds), because the runtime opens
- * files of its own (TSan's symbolizer does, mid-run).
+ * Owns: which sanitizer a test program is built with (GT_SANITIZER), a
+ * seedable PRNG and reading numbers from the environment; the gt_ names
+ * of the helpers it shares with gmem_test.h (conversion, counts of fds
+ * and of libgmem's mappings, userfaultfd, backend, clock), whose one copy
+ * is test_common.h (which also says why the counts are libgmem's only).
  */
 #ifndef GMEM_TESTS_RELIABILITY_H
 #define GMEM_TESTS_RELIABILITY_H
@@ -35,6 +25,7 @@
 #include <sys/syscall.h>
 
 #include "gmem.h"
+#include "test_common.h"
 
 #define __gt_unused	__attribute__((unused))
 
@@ -56,124 +47,55 @@
 
 static uint64_t __gt_unused gt_page_size(void)
 {
-	return (uint64_t)sysconf(_SC_PAGESIZE);
+	return gmem_test_page_size();
 }
 
 static int __gt_unused gt_convert(struct gmem *g, uint64_t off, uint64_t len,
 				  int private, uint64_t flags,
 				  uint64_t *error_offset)
 {
-	struct gmem_attributes a = {
-		.offset = off,
-		.size = len,
-		.attributes = private ? GMEM_ATTR_PRIVATE : 0,
-		.flags = flags,
-	};
-	int ret = gmem_set_attributes(g, &a);
-
-	if (error_offset)
-		*error_offset = a.error_offset;
-	return ret;
-}
-
-/* Could fd name (a /proc/self/fd link) have been opened by libgmem? */
-static int __gt_unused gt_gmem_fd(const char *name)
-{
-	return strstr(name, "memfd:gmem") || strstr(name, "userfaultfd") ||
-	       strstr(name, "kvm");
+	return gmem_test_set_attr(g, off, len, private, flags, error_offset);
 }
 
 /*
  * Entries of /proc/self/fd, without the directory's own fd; -1 on error.
- * Under a sanitizer, only the fds libgmem could have opened (see above).
+ * Under a foreign runtime, only the fds libgmem could have opened.
  */
 static int __gt_unused gt_count_fds(void)
 {
-	DIR *dir = opendir("/proc/self/fd");
-	struct dirent *d;
-	char path[300], name[256];
-	int n = 0;
+	bool ours = gmem_test_foreign_runtime();
+	int n = gmem_test_count_fds(ours);
 
-	if (!dir)
-		return -1;
-	while ((d = readdir(dir))) {
-		ssize_t len;
-
-		if (d->d_name[0] == '.')
-			continue;
-		if (!GT_SANITIZER) {
-			n++;
-			continue;
-		}
-		snprintf(path, sizeof(path), "/proc/self/fd/%s", d->d_name);
-		len = readlink(path, name, sizeof(name) - 1);
-		if (len <= 0)
-			continue;
-		name[len] = '\0';
-		n += gt_gmem_fd(name);
-	}
-	closedir(dir);
-	return GT_SANITIZER ? n : n - 1;
+	return n < 0 ? -1 : ours ? n : n - 1;
 }
 
-/* Lines of /proc/self/maps that map one of libgmem's memfds. */
+/* Lines of /proc/self/maps that map one of libgmem's files. */
 static int __gt_unused gt_count_gmem_maps(void)
 {
-	static const char key[] = "/memfd:gmem", kvm[] = "kvm-gmem";
-	char buf[16384], line[512];
-	size_t ll = 0;
-	ssize_t len;
-	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC), n = 0;
-
-	if (fd < 0)
-		return -1;
-	while ((len = read(fd, buf, sizeof(buf))) > 0) {
-		for (ssize_t i = 0; i < len; i++) {
-			if (buf[i] != '\n') {
-				if (ll < sizeof(line) - 1)
-					line[ll++] = buf[i];
-				continue;
-			}
-			line[ll] = '\0';
-			n += strstr(line, key) || strstr(line, kvm);
-			ll = 0;
-		}
-	}
-	close(fd);
-	return len < 0 ? -1 : n;
+	return gmem_test_count_maps(true);
 }
 
 /* Can this process open a userfaultfd (so uffd-mode views exist)? */
 static int __gt_unused gt_uffd_available(void)
 {
-	long fd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	int fd = gmem_test_uffd_open();
 
-	/* Without privilege libgmem asks for UFFD_USER_MODE_ONLY (1). */
-	if (fd < 0)
-		fd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | 1);
 	if (fd < 0)
 		return 0;
-	close((int)fd);
+	close(fd);
 	return 1;
 }
 
-/*
- * GMEM_TEST_BACKEND=kvm asks for the kernel guest_memfd backend (as in
- * gmem_test.h); the default is the memfd backend.
- */
+/* GMEM_TEST_BACKEND=kvm asks for the kernel guest_memfd backend. */
 static int __gt_unused gt_kvm_backend(void)
 {
-	const char *b = getenv("GMEM_TEST_BACKEND");
-
-	return b && !strcmp(b, "kvm");
+	return gmem_test_backend() == GMEM_BACKEND_KVM;
 }
 
+/* CLOCK_MONOTONIC in seconds. */
 static double __gt_unused gt_now(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (double)gmem_test_now_ns() / 1e9;
 }
 
 /* Environment variable as an unsigned number (0x... allowed), or dflt. */

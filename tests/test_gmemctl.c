@@ -8,6 +8,8 @@
  * (build/tests/test_gmemctl -> build/gmemctl); without it every test is
  * skipped.  Each run captures stdout and stderr in memfds.
  */
+#include <cpuid.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <stdbool.h>
 #include <limits.h>
@@ -157,6 +159,7 @@ TEST(help_everywhere)
 		{ "--help" }, { "help" }, { "-h" },
 		{ "demo", "--help" }, { "bench", "--help" },
 		{ "info", "--help" }, { "stat", "-h" }, { "help", "demo" },
+		{ "vm", "--help" },
 	};
 	struct run r;
 
@@ -180,6 +183,10 @@ TEST(usage_errors_exit_2)
 		{ "info", "size=1G,bogus" }, { "info", "size=1G,shared=12" },
 		{ "info", "size=banana" }, { "stat", "a", "b" },
 		{ "info", "--max-ranges", "x", "size=1G" },
+		{ "bench", "--only", "" }, { "bench", "--only", "," },
+		{ "bench", "--only", "flip,nope" }, { "demo", "--flips", "0" },
+		{ "demo", "--seed", "0" }, { "vm", "--bogus" }, { "vm", "--ask" },
+		{ "vm", "--ask", "sideways" }, { "vm", "extra" },
 	};
 	struct run r;
 
@@ -284,4 +291,207 @@ TEST_T(bench_quick_flip, 120)
 	EXPECT_HAS(r.out, "\"variant\": \"qemu\"");
 	EXPECT_HAS(r.out, "\"variant\": \"qemu-nodiscard\"");
 	EXPECT_HAS(r.out, "\"ok\": true");
+}
+
+/* Numbers are decimal (a leading zero is no octal prefix) or 0x hex. */
+TEST(numbers_decimal_or_hex)
+{
+	static const struct {
+		const char *spec;
+		const char *want;
+	} cases[] = {
+		{ "size=010M", "\"size\": 10485760," },
+		{ "size=08M", "\"size\": 8388608," },
+		{ "size=0x10M", "\"size\": 16777216," },
+		{ "size=0100M", "\"size\": 104857600," },
+		{ "size=1G,islands=010", "\"nr_ranges\": 20," },
+	};
+	struct run r;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		RUN(&r, "stat", "--json", cases[i].spec);
+		EXPECT_EQ(r.status, 0);
+		EXPECT_HAS(r.out, cases[i].want);
+	}
+}
+
+/* Garbage in a number is a usage error that says what a number is. */
+TEST(numbers_garbage_rejected)
+{
+	static const char *const cases[][3] = {
+		{ "stat", "size=0x" }, { "stat", "size=1G,shared=0+4Kx" },
+		{ "stat", "size= 1G" }, { "stat", "size=-1G" },
+		{ "stat", "size=1G,islands=1e3" }, { "demo", "--seed", "0o7" },
+		{ "demo", "--flips", "12abc" }, { "demo", "--size", "0x" },
+	};
+	struct run r;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		RUN(&r, cases[i][0], cases[i][1], cases[i][2]);
+		EXPECT_EQ(r.status, 2);
+		EXPECT_HAS(r.err, "decimal, or hex with 0x");
+	}
+}
+
+/*
+ * Spec items the library would refuse are bad specs (exit 2) with a
+ * reason; a valid spec whose operation fails exits 1; error_offset is
+ * shown only when the library set one.
+ */
+TEST(spec_errors_exit_codes)
+{
+	static const struct {
+		const char *spec;
+		int status;
+		const char *want;
+	} cases[] = {
+		{ "size=8388608T", 2, "the size overflows" },
+		{ "size=16777216T", 2, "the size overflows 64 bits" },
+		{ "size=1G,shared=1+4K", 2, "not a multiple of the page size" },
+		{ "size=1G,shared=0x3ffff000+8K", 2, "past the end" },
+		{ "size=1G,private=0+0", 2, "an empty range" },
+		{ "size=1G,punch=1G+4K", 2, "past the end" },
+		{ "size=1G,poison=2G", 2, "past the end" },
+		{ "size=1G,pin=0+4K", 1, "private" },
+		{ "size=1G,shared=0+8K,pin=4K+4K,private=0+8K", 1,
+		  "at offset 0x1000 (error_offset)" },
+	};
+	struct run r;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		RUN(&r, "info", cases[i].spec);
+		EXPECT_EQ(r.status, cases[i].status);
+		EXPECT_HAS(r.err, cases[i].want);
+		EXPECT_HAS(r.err, "'");		/* names the item */
+		if (cases[i].status == 2) {
+			EXPECT_NULL(strstr(r.err, "error_offset"));
+			EXPECT_HAS(r.err, "bad spec item");
+		}
+	}
+}
+
+/* The same seed rule everywhere: 0 is refused, by bench and demo alike. */
+TEST(seed_zero_same_rule)
+{
+	static const char *const cmds[] = { "bench", "demo" };
+	struct run r;
+
+	for (size_t i = 0; i < 2; i++) {
+		RUN(&r, cmds[i], "--seed", "0");
+		EXPECT_EQ(r.status, 2);
+		EXPECT_HAS(r.err, "1 or more");
+		RUN(&r, cmds[i], "--help");
+		EXPECT_HAS(r.out, "is refused, as by gmemctl");
+	}
+}
+
+/* --flips 0 would report zeros as measurements: a usage error. */
+TEST(demo_flips_zero_refused)
+{
+	struct run r;
+
+	RUN(&r, "demo", "--size", "64M", "--flips", "0");
+	EXPECT_EQ(r.status, 2);
+	EXPECT_HAS(r.err, "--flips");
+	EXPECT_EQ(r.out[0], '\0');
+}
+
+/* --plots DIR and --only are checked before anything runs (0.1 s). */
+TEST_T(bench_checks_before_running, 10)
+{
+	static const char *const bad[] = { "/proc/gmemctl-no/such", "/dev/null" };
+	struct run r;
+
+	for (size_t i = 0; i < 2; i++) {
+		RUN(&r, "bench", "--quick", "--plots", bad[i]);
+		EXPECT_TRUE(r.status == 2 || r.status == 77);
+		EXPECT_HAS(r.err, r.status == 2 ? bad[i] : "skipped");
+		EXPECT_EQ(r.out[0], '\0');
+	}
+	RUN(&r, "bench", "--only", "");
+	EXPECT_EQ(r.status, 2);
+	EXPECT_HAS(r.err, "flip, boot, random, fragment");
+}
+
+/* Sizes are never rounded up to a round number they are not. */
+TEST(sizes_never_round_up)
+{
+	static const struct {
+		const char *spec;
+		const char *want;
+		const char *not;
+	} cases[] = {
+		{ "size=1G,shared=0+4K", "| 1023.9 MiB | private", "1024.0" },
+		{ "size=1T,shared=0+4K", "| 1023.9 GiB | private", "1024.0" },
+		{ "size=0x40001000,shared", "| 1.000003 GiB | shared",
+		  "1.00 GiB" },
+		{ "size=2M,shared=0+4K", "1.99 MiB | private", "2.00 MiB" },
+		{ "size=1G,shared=0+64K", " 64 KiB | shared", "64.0" },
+		{ "size=1G,shared=0+0x6000", " 24 KiB | shared", "24.0" },
+	};
+	struct run r;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		RUN(&r, "info", cases[i].spec);
+		EXPECT_EQ(r.status, 0);
+		EXPECT_HAS(r.out, cases[i].want);
+		EXPECT_NULL(strstr(r.out, cases[i].not));
+	}
+}
+
+/* The hypercall instruction of this host, as gmemctl vm must choose it. */
+static const char *host_hypercall(void)
+{
+	unsigned int a, b, c, d;
+	char v[13] = "";
+
+	if (__get_cpuid(0, &a, &b, &c, &d)) {
+		memcpy(v, &b, 4);
+		memcpy(v + 4, &d, 4);
+		memcpy(v + 8, &c, 4);
+	}
+	return !strcmp(v, "AuthenticAMD") || !strcmp(v, "HygonGenuine") ?
+	       "vmmcall" : "vmcall";
+}
+
+/*
+ * vm --ask hypercall runs the guest's hypercall on /dev/kvm with the
+ * host's instruction (vmmcall on AMD): all checks pass, or, where this
+ * KVM does not deliver the exit, a skip (77) that names the instruction.
+ */
+TEST_T(vm_hypercall_host_instruction, 120)
+{
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	struct run r;
+
+	if (fd < 0)
+		SKIP(return, "/dev/kvm: %s", strerror(errno));
+	close(fd);
+	RUN(&r, "vm", "--ask", "hypercall");
+	if (r.status == 77) {
+		EXPECT_HAS(r.err, "gmemctl: vm: skipped: ");
+		EXPECT_HAS(r.err, host_hypercall());
+		SKIP(return, "%s", r.err);
+	}
+	EXPECT_EQ(r.status, 0);
+	EXPECT_HAS(r.out, "asks by KVM_HC_MAP_GPA_RANGE (");
+	EXPECT_HAS(r.out, host_hypercall());
+	EXPECT_HAS(r.out, "64 of 64 bytes hold the guest's 0xab");
+	EXPECT_HAS(r.out, "vm: all checks passed");
+}
+
+/* vm skips and fails like the other subcommands: on stderr, "skipped". */
+TEST(vm_skip_wording)
+{
+	struct run r;
+
+	RUN(&r, "vm", "--ask", "doorbell");
+	EXPECT_TRUE(r.status == 0 || r.status == 77);
+	if (r.status == 77) {
+		EXPECT_HAS(r.err, "gmemctl: vm: skipped: ");
+		EXPECT_NULL(strstr(r.out, "skipped"));
+	} else {
+		EXPECT_HAS(r.out, "vm: all checks passed");
+		EXPECT_EQ(r.err[0], '\0');
+	}
 }

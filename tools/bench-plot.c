@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -211,6 +212,32 @@ static void data_boot_mem(FILE *p, const struct results *r)
 	      "set yrange [*:*]\n", p);
 	plot_lines(p, "k", false, have);
 	fputs("unset multiplot\n", p);
+}
+
+int bench_plots_check(const char *dir)
+{
+	struct stat st;
+
+	if (system("command -v gnuplot >/dev/null 2>&1")) {
+		out_error("bench: skipped: --plots needs gnuplot, which is not "
+			  "installed (apt-get install gnuplot-nox)");
+		return EXIT_SKIP;
+	}
+	if (mkdir(dir, 0755) && errno != EEXIST) {
+		out_error("bench: --plots %s: cannot make the directory: %s",
+			  dir, strerror(errno));
+		return EXIT_USAGE;
+	}
+	if (stat(dir, &st) || !S_ISDIR(st.st_mode)) {
+		out_error("bench: --plots %s: not a directory", dir);
+		return EXIT_USAGE;
+	}
+	if (access(dir, W_OK | X_OK)) {
+		out_error("bench: --plots %s: not writable: %s", dir,
+			  strerror(errno));
+		return EXIT_USAGE;
+	}
+	return 0;
 }
 
 int bench_plots(const char *dir, bool latency, bool boot,

@@ -2,8 +2,9 @@
 /*
  * bench.h - what the files of "gmemctl bench" share: the variants under
  * comparison (bench-side.c), the results the plots are drawn from and
- * the plotting entry point (bench-plot.c).  builtin-bench.c owns the
- * workloads, the tables and the JSON.
+ * the plotting entry point (bench-plot.c), the workloads (bench-flip.c,
+ * bench-big.c) and their statistics (bench-stats.c).  builtin-bench.c
+ * owns the command: options, the run, the JSON document around them.
  */
 #ifndef GMEMCTL_BENCH_H
 #define GMEMCTL_BENCH_H
@@ -15,6 +16,8 @@
 #include "gmem.h"
 #include "qemu_bitmap.h"
 
+#define ROUNDS		5		/* interleaved rounds per workload */
+#define CHUNK		(2ULL << 20)	/* accept and swiotlb granularity */
 #define QUANTILES	200		/* points per latency curve */
 #define MAX_SIZES	8		/* guest sizes of the boot workload */
 
@@ -75,5 +78,38 @@ struct results {
  */
 int bench_plots(const char *dir, bool latency, bool boot,
 		const struct results *r);
+/*
+ * Before anything runs: gnuplot is there (else EXIT_SKIP) and dir exists
+ * or can be made, is a directory and is writable (else EXIT_USAGE), so
+ * that a long run does not end in an unwritable --plots DIR.  0 if fine.
+ */
+int bench_plots_check(const char *dir);
+
+/* What to run (builtin-bench.c's options). */
+struct cfg {
+	bool quick;
+	uint64_t seed;
+	bool want[4];			/* flip, boot, random, fragment */
+	bool have_floor;		/* userfaultfd works here */
+};
+
+/* Statistics (bench-stats.c). */
+int failed(enum variant v, const char *what, int err);	/* EXIT_FAIL */
+uint32_t clamp_ns(uint64_t ns);
+/* Sort lat[n]; p50, p99 (NaN if n is 0) and, if c, the plot's curve. */
+void percentiles(uint32_t *lat, uint64_t n, double *p50, double *p99,
+		 struct curve *c);
+double ratio(double x, double base);		/* NaN without a base */
+bool skip_variant(const struct cfg *c, enum variant v, bool touches);
+
+/*
+ * The workloads: each runs every variant, prints its table, adds its
+ * object to j and its curves to res; an exit code.
+ */
+struct json;
+int bench_flip(const struct cfg *c, struct json *j, struct results *res);
+int bench_boot(const struct cfg *c, struct json *j, struct results *res);
+int bench_random(const struct cfg *c, struct json *j, struct results *res);
+int bench_fragment(const struct cfg *c, struct json *j);
 
 #endif /* GMEMCTL_BENCH_H */

@@ -40,8 +40,10 @@ static const char usage_info[] =
 "  poison=OFFSET    memory failure of the page at OFFSET\n"
 "  islands=N        N one-page shared islands, every other page from 0\n"
 "RANGE is OFFSET+LENGTH.  SIZE, OFFSET and LENGTH are bytes, decimal or\n"
-"0x hex, with an optional K, M, G or T suffix (powers of 1024); offsets\n"
-"and lengths are multiples of 4K.\n"
+"0x hex (a leading 0 is not octal: 010 is ten), with an optional K, M, G\n"
+"or T suffix (powers of 1024); sizes, offsets and lengths are multiples\n"
+"of the page size (sysconf(_SC_PAGESIZE): 4K on x86), ranges lie inside\n"
+"the file and are not empty.\n"
 "\n"
 "examples:\n"
 "  gmemctl info size=1G,shared=0x100000+64K,shared=2M+2M\n"
@@ -54,7 +56,11 @@ static const char usage_info[] =
 "  --max-ranges N   list at most N state ranges (default 64; 0: all)\n"
 "  -h, --help       this text\n"
 "\n"
-"exit status: 0 ok, 1 failure, 2 usage error (a bad spec), 77 skipped.\n";
+"exit status: 0 ok, 1 failure, 2 usage error, 77 skipped.  A bad spec,\n"
+"one the library refuses as invalid included, is a usage error (2); an\n"
+"operation that fails on a valid spec (pinning private pages, converting\n"
+"pinned ones) is a failure (1), with the library's error_offset where it\n"
+"gives one.\n";
 
 /* The file being built and what must be undone before closing it. */
 struct spec_ctx {
@@ -72,24 +78,46 @@ static int bad_item(const char *item, const char *why)
 			       why);
 }
 
-/* "OFFSET+LENGTH" into off and len. */
-static int parse_range(char *s, uint64_t *off, uint64_t *len)
+/*
+ * "OFFSET+LENGTH" into off and len, checked against the file: an exit
+ * code (bad_item() for a spec that cannot work on it).
+ */
+static int parse_range(const struct spec_ctx *c, char *s, uint64_t *off,
+		       uint64_t *len)
 {
 	char *plus = strchr(s, '+');
+	uint64_t ps = page_size();
+	int err;
 
 	if (!plus)
-		return -EINVAL;
+		return bad_item(c->item, "not OFFSET+LENGTH");
 	*plus = '\0';
-	if (parse_size(s, off) || parse_size(plus + 1, len)) {
-		*plus = '+';
-		return -EINVAL;
-	}
+	err = parse_size(s, off);
+	if (!err)
+		err = parse_size(plus + 1, len);
 	*plus = '+';
+	if (err)
+		return bad_item(c->item, parse_error(err));
+	if (!*len)
+		return bad_item(c->item, "an empty range");
+	if (*off % ps || *len % ps)
+		return bad_item(c->item, "not a multiple of the page size");
+	if (*off >= c->size || *len > c->size - *off)
+		return bad_item(c->item, "past the end of the file");
 	return 0;
 }
 
+/*
+ * A library call of a spec item failed: -EINVAL means the spec asked for
+ * something the library refuses (exit 2), anything else is a failure of
+ * a valid request (exit 1).
+ */
 static int op_failed(const struct spec_ctx *c, const char *call, int err)
 {
+	if (err == -EINVAL)
+		return out_usage_error(usage_info, "bad spec item '%s': %s "
+				       "refuses it (%s)", c->item, call,
+				       strerror(-err));
 	out_error("spec item '%s': %s: %s", c->item, call, strerror(-err));
 	return EXIT_FAIL;
 }
@@ -100,10 +128,12 @@ static int apply_item(struct spec_ctx *c, char *item)
 	char *eq = strchr(item, '=');
 	const char *key = item, *val = eq ? eq + 1 : NULL;
 	uint64_t off = 0, len = 0, n;
+	char whole[256];
 	void *addr;
 	int ret;
 
-	c->item = item;
+	snprintf(whole, sizeof(whole), "%s", item);
+	c->item = whole;	/* item itself is cut at its '=' below */
 	if (eq)
 		*eq = '\0';
 	if (!strcmp(key, "size") || !strcmp(key, "demo") ||
@@ -118,15 +148,17 @@ static int apply_item(struct spec_ctx *c, char *item)
 		else
 			c->view = addr;
 	} else if (!strcmp(key, "islands") && val) {
-		if (parse_u64(val, &n) || n > c->size / PAGE_SIZE / 2) {
-			ret = bad_item(item, "not a number of islands that "
-				       "fits the file");
+		ret = parse_u64(val, &n);
+		if (ret || n > c->size / page_size() / 2) {
+			ret = bad_item(whole, ret ? parse_error(ret) :
+				       "more islands than fit the file (one "
+				       "every other page)");
 			goto out;
 		}
 		ret = 0;
 		out_progress_begin("making islands", n);
 		for (uint64_t i = 0; i < n && !ret; i++) {
-			ret = convert_range(c->g, 2 * i * PAGE_SIZE, PAGE_SIZE,
+			ret = convert_range(c->g, 2 * i * page_size(), page_size(),
 					    false, NULL);
 			out_progress(i + 1);
 		}
@@ -134,8 +166,10 @@ static int apply_item(struct spec_ctx *c, char *item)
 		if (ret)
 			ret = op_failed(c, "gmem_set_attributes", ret);
 	} else if (!strcmp(key, "poison") && val) {
-		if (parse_size(val, &off)) {
-			ret = bad_item(item, "not an offset");
+		ret = parse_size(val, &off);
+		if (ret || off >= c->size) {
+			ret = bad_item(whole, ret ? parse_error(ret) :
+				       "past the end of the file");
 			goto out;
 		}
 		ret = gmem_memory_failure(c->g, off);
@@ -144,19 +178,20 @@ static int apply_item(struct spec_ctx *c, char *item)
 	} else if (val && (!strcmp(key, "shared") || !strcmp(key, "private") ||
 			   !strcmp(key, "alloc") || !strcmp(key, "punch") ||
 			   !strcmp(key, "pin") || !strcmp(key, "write"))) {
-		if (parse_range(eq + 1, &off, &len)) {
-			ret = bad_item(item, "not OFFSET+LENGTH");
+		ret = parse_range(c, eq + 1, &off, &len);
+		if (ret)
 			goto out;
-		}
 		if (!strcmp(key, "shared") || !strcmp(key, "private")) {
-			uint64_t eoff = 0;
+			uint64_t eoff = NO_OFFSET;
 
 			ret = convert_range(c->g, off, len, key[0] == 'p',
 					    &eoff);
-			if (ret) {
+			if (ret && (ret == -EINVAL || eoff == NO_OFFSET))
+				ret = op_failed(c, "gmem_set_attributes", ret);
+			else if (ret) {
 				out_error("spec item '%s': gmem_set_attributes:"
-					  " %s (error_offset 0x%llx)", item,
-					  strerror(-ret),
+					  " %s at offset 0x%llx (error_offset)",
+					  whole, strerror(-ret),
 					  (unsigned long long)eoff);
 				ret = EXIT_FAIL;
 			}
@@ -177,16 +212,20 @@ static int apply_item(struct spec_ctx *c, char *item)
 			}
 			c->pins = more;
 			ret = gmem_pin(c->g, off, len, &addr);
-			if (ret) {
+			if (ret == -EFAULT) {
+				out_error("spec item '%s': gmem_pin: %s (a page "
+					  "of the range is private; pins take "
+					  "shared pages)", whole,
+					  strerror(-ret));
+				ret = EXIT_FAIL;
+			} else if (ret) {
 				ret = op_failed(c, "gmem_pin", ret);
 			} else {
 				c->pins[c->nr_pins][0] = off;
 				c->pins[c->nr_pins++][1] = len;
 			}
 		} else if (!c->view) {
-			ret = bad_item(item, "write needs map first");
-		} else if (off > c->size || len > c->size - off) {
-			ret = bad_item(item, "past the end of the file");
+			ret = bad_item(whole, "write needs map first");
 		} else {
 			/* A private page here raises SIGBUS: say so first. */
 			uint64_t attr, run, o;
@@ -199,7 +238,7 @@ static int apply_item(struct spec_ctx *c, char *item)
 					out_error("spec item '%s': offset "
 						  "0x%llx is private: the "
 						  "write would raise SIGBUS",
-						  item, (unsigned long long)o);
+						  whole, (unsigned long long)o);
 					ret = EXIT_FAIL;
 				}
 			}
@@ -209,12 +248,31 @@ static int apply_item(struct spec_ctx *c, char *item)
 				memset(c->view + off, 0x5a, len);
 		}
 	} else {
-		ret = bad_item(item, "unknown item (see gmemctl info --help)");
+		ret = bad_item(whole, "unknown item (see gmemctl info --help)");
 	}
 out:
 	if (eq)
 		*eq = '=';
 	return ret;
+}
+
+/* size=SIZE: the number, and what gmem_create() would refuse in it. */
+static int check_size(const char *item, uint64_t *size)
+{
+	int err = parse_size(item + 5, size);
+
+	if (err == -ERANGE)
+		return bad_item(item, "the size overflows 64 bits");
+	if (err)
+		return bad_item(item, parse_error(err));
+	if (*size > INT64_MAX)
+		return bad_item(item, "the size overflows: a file is at most "
+				"8 EiB - 1 page (a file offset is signed "
+				"64-bit)");
+	if (!*size || *size % page_size())
+		return bad_item(item, "not a positive multiple of the page "
+				"size");
+	return 0;
 }
 
 struct spec_create {
@@ -242,8 +300,7 @@ static int parse_create(const char *spec, struct spec_create *sc)
 	for (item = strtok_r(copy, ",", &save); item && !ret;
 	     item = strtok_r(NULL, ",", &save)) {
 		if (!strncmp(item, "size=", 5)) {
-			if (parse_size(item + 5, &sc->size) || !sc->size)
-				ret = bad_item(item, "not a size");
+			ret = check_size(item, &sc->size);
 		} else if (!strcmp(item, "shared")) {
 			sc->shared = true;
 		} else if (!strcmp(item, "private")) {
@@ -383,8 +440,7 @@ static int run(char *spec, bool ranges, uint64_t max)
 
 		ret = gmem_create(&args, &c.g);
 		if (ret == -EINVAL)
-			return bad_item(spec, "gmem_create refuses this size "
-					"(a multiple of 4K, > 0)");
+			return bad_item(spec, "gmem_create refuses it");
 		if (ret) {
 			out_error("gmem_create: %s", strerror(-ret));
 			return EXIT_FAIL;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "gmemctl.h"
 #include "output.h"
@@ -94,18 +95,54 @@ unknown:
 	return EXIT_USAGE;
 }
 
+/*
+ * The number at the start of s: decimal, or hex after "0x"/"0X".  A
+ * leading zero is just a zero (strtoull's base 0 would read "010" as
+ * octal 8, which nobody typing a size means).  *end is the first byte
+ * after the digits; 0, -EINVAL (no digits, a sign, a space) or -ERANGE.
+ */
+static int parse_digits(const char *s, uint64_t *out, const char **end)
+{
+	unsigned int base = 10;
+	uint64_t v = 0;
+	const char *p = s;
+
+	if (p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
+		base = 16;
+		p += 2;
+	}
+	for (s = p; *p; p++) {
+		unsigned int d;
+
+		if (*p >= '0' && *p <= '9')
+			d = (unsigned int)(*p - '0');
+		else if (base == 16 && (*p | 0x20) >= 'a' && (*p | 0x20) <= 'f')
+			d = (unsigned int)((*p | 0x20) - 'a' + 10);
+		else
+			break;
+		if (v > (UINT64_MAX - d) / base)
+			return -ERANGE;
+		v = v * base + d;
+	}
+	if (p == s)
+		return -EINVAL;
+	*out = v;
+	*end = p;
+	return 0;
+}
+
 int parse_u64(const char *s, uint64_t *out)
 {
-	unsigned long long v;
-	char *end;
+	const char *end;
+	uint64_t v;
+	int ret;
 
-	if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+	if (!s)
 		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno == ERANGE)
-		return -ERANGE;
-	if (end == s || *end)
+	ret = parse_digits(s, &v, &end);
+	if (ret)
+		return ret;
+	if (*end)
 		return -EINVAL;
 	*out = v;
 	return 0;
@@ -114,34 +151,47 @@ int parse_u64(const char *s, uint64_t *out)
 int parse_size(const char *s, uint64_t *out)
 {
 	static const char suffixes[] = "KMGTP";
-	unsigned long long v;
 	unsigned int shift = 0;
-	const char *p;
-	char *end;
+	const char *end, *p;
+	uint64_t v;
+	int ret;
 
-	if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+	if (!s)
 		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno == ERANGE)
-		return -ERANGE;
-	if (end == s)
-		return -EINVAL;
+	ret = parse_digits(s, &v, &end);
+	if (ret)
+		return ret;
 	if (*end) {
-		int c = end[0] & ~0x20;		/* upper case */
-
-		p = c ? strchr(suffixes, c) : NULL;
-		if (!p)
+		p = strchr(suffixes, *end & ~0x20);	/* upper case */
+		if (!p || !*p)
 			return -EINVAL;
 		shift = 10 * (unsigned int)(p - suffixes + 1);
 		end++;
 		if (*end && strcasecmp(end, "iB") && strcasecmp(end, "B"))
 			return -EINVAL;
 	}
-	if (shift && v > (~0ULL >> shift))
+	if (shift && v > (UINT64_MAX >> shift))
 		return -ERANGE;
 	*out = v << shift;
 	return 0;
+}
+
+const char *parse_error(int err)
+{
+	return err == -ERANGE ? "the number overflows 64 bits" :
+	       "not a number: decimal, or hex with 0x";
+}
+
+uint64_t page_size(void)
+{
+	static uint64_t size;
+
+	if (!size) {
+		long ps = sysconf(_SC_PAGESIZE);
+
+		size = ps > 0 ? (uint64_t)ps : 4096;
+	}
+	return size;
 }
 
 uint64_t self_rss(void)
@@ -166,6 +216,7 @@ int convert_range(struct gmem *g, uint64_t off, uint64_t len, bool to_private,
 		.offset = off,
 		.size = len,
 		.attributes = to_private ? GMEM_ATTR_PRIVATE : 0,
+		.error_offset = NO_OFFSET,	/* kept unless the library sets it */
 	};
 	int ret = gmem_set_attributes(g, &a);
 

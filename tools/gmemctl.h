@@ -27,7 +27,6 @@
 #define MiB		(1ULL << 20)
 #define GiB		(1ULL << 30)
 #define TiB		(1ULL << 40)
-#define PAGE_SIZE	4096ULL
 
 int cmd_demo(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
@@ -36,17 +35,31 @@ int cmd_stat(int argc, char **argv);
 int cmd_vm(int argc, char **argv);
 
 /*
- * "4096", "0x1000", "64K", "1G", "1GiB", "2T": bytes (binary suffixes).
- * 0, or -EINVAL (not a size) / -ERANGE (does not fit 64 bits).
+ * "4096", "0x1000", "64K", "1G", "1GiB", "2T": bytes (binary suffixes);
+ * numbers are decimal ("010" is ten) or hex with 0x.  0, or -EINVAL (not
+ * a size) / -ERANGE (does not fit 64 bits).
  */
 int parse_size(const char *s, uint64_t *out);
 /* A plain decimal or 0x hex number: 0 or -EINVAL / -ERANGE. */
 int parse_u64(const char *s, uint64_t *out);
+/* Why parse_size() or parse_u64() refused: text for a usage error. */
+const char *parse_error(int err);
+
+/*
+ * The host's page size (sysconf), the unit of conversions, pins and
+ * views of a file without huge pages.
+ */
+uint64_t page_size(void);
 
 /* Resident set of this process in bytes (smaps_rollup "Rss:"), 0 if unknown. */
 uint64_t self_rss(void);
 
-/* Convert [off, off + len) of g: 0 or -errno (a->error_offset kept). */
+/*
+ * Convert [off, off + len) of g: 0 or -errno.  On failure *error_offset
+ * is the library's error_offset, or NO_OFFSET where it set none (the
+ * arguments were refused before anything was tried).
+ */
+#define NO_OFFSET	UINT64_MAX
 int convert_range(struct gmem *g, uint64_t off, uint64_t len, bool to_private,
 		  uint64_t *error_offset);
 

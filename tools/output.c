@@ -599,23 +599,46 @@ static char *fmt_buf(void)
 	return bufs[next++ % FMT_BUFS];
 }
 
+/*
+ * bytes in the largest binary unit it reaches, from integers (a double
+ * cannot hold every 64-bit size).  An exact value prints as is ("1 GiB",
+ * "37.5 KiB" is "37.50 KiB"); any other is cut, never rounded, to two
+ * digits under 10 and one above, so that 1 GiB - 4 KiB reads 1023.9 MiB
+ * and not 1024.0 MiB.  Where the cut digits would all be zero (a value
+ * just above a round one would read as that round one) more digits are
+ * shown, up to six, then the exact count of bytes.
+ */
 const char *fmt_bytes(uint64_t bytes)
 {
 	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB",
-					    "PiB" };
+					    "PiB", "EiB" };
+	unsigned int u = 0, digits, shift;
+	uint64_t whole, frac, shown = 0, scale = 1;
 	char *b = fmt_buf();
-	double v = (double)bytes;
-	unsigned int u = 0;
 
-	while (v >= 1024 && u + 1 < sizeof(unit) / sizeof(unit[0])) {
-		v /= 1024;
+	while (u + 1 < sizeof(unit) / sizeof(unit[0]) &&
+	       bytes >> (10 * (u + 1)))
 		u++;
-	}
-	if (v == floor(v))
-		snprintf(b, FMT_LEN, "%.0f %s", v, unit[u]);
-	else
-		snprintf(b, FMT_LEN, v < 10 ? "%.2f %s" : "%.1f %s", v,
+	shift = 10 * u;
+	whole = bytes >> shift;
+	frac = bytes - (whole << shift);
+	if (!frac) {
+		snprintf(b, FMT_LEN, "%llu %s", (unsigned long long)whole,
 			 unit[u]);
+		return b;
+	}
+	for (digits = 1; digits <= 6; digits++) {
+		scale *= 10;
+		shown = (uint64_t)(((unsigned __int128)frac * scale) >> shift);
+		if (digits >= (whole < 10 ? 2u : 1u) && shown)
+			break;
+	}
+	if (!shown) {
+		snprintf(b, FMT_LEN, "%s B", fmt_count(bytes));
+		return b;
+	}
+	snprintf(b, FMT_LEN, "%llu.%0*llu %s", (unsigned long long)whole,
+		 (int)digits, (unsigned long long)shown, unit[u]);
 	return b;
 }
 

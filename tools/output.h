@@ -112,7 +112,8 @@ void out_doc_end(void);
  * Formatting for people, into one of a few rotating static buffers: a
  * result stays valid for the next 15 calls, enough for one line.
  */
-const char *fmt_bytes(uint64_t bytes);		/* "1 GiB", "37.5 KiB" */
+/* "1 GiB", "37.50 KiB", "1023.9 MiB": never rounded up (output.c) */
+const char *fmt_bytes(uint64_t bytes);
 const char *fmt_ns(double ns);			/* "850 ns", "1.82 us" */
 const char *fmt_count(uint64_t n);		/* "100,000" */
 const char *fmt_ratio(double r);		/* "3.21x" */

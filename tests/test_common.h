@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_common.h - the one copy of what both helper headers of the tests
+ * need: gmem_test.h (the feature tests) and reliability.h (test_badinput,
+ * test_stress) each wrap these in their own names, so the logic lives
+ * here once.  Header-only, needs no harness.
+ *
+ * Owns: the backend named by GMEM_TEST_BACKEND, the page size, the clock,
+ * one gmem_set_attributes() call, whether a foreign runtime (ASan, TSan,
+ * valgrind) shares the process, which fds and mappings are libgmem's,
+ * counting them, and opening a userfaultfd the way libgmem does.
+ *
+ * Why count only libgmem's fds and mappings under a foreign runtime: the
+ * sanitizer runtimes and valgrind map memory and open files of their own
+ * at any time (allocator regions, shadow, TSan's symbolizer), so a
+ * process-wide count only means something in a plain build.  Everything
+ * libgmem opens or maps is one of its memfds ("memfd:gmem",
+ * "memfd:gmem-hole"), a guest_memfd ("kvm-gmem"), a userfaultfd or a KVM
+ * fd, so matching those names is exact under any runtime.
+ */
+#ifndef GMEM_TESTS_TEST_COMMON_H
+#define GMEM_TESTS_TEST_COMMON_H
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gmem.h"
+
+/* GMEM_BACKEND_* named by GMEM_TEST_BACKEND; exits on an unknown name. */
+static inline uint32_t gmem_test_backend(void)
+{
+	const char *env = getenv("GMEM_TEST_BACKEND");
+
+	if (!env || !*env || !strcmp(env, "memfd"))
+		return GMEM_BACKEND_MEMFD;
+	if (!strcmp(env, "kvm"))
+		return GMEM_BACKEND_KVM;
+	fprintf(stderr, "GMEM_TEST_BACKEND=%s: unknown backend (memfd, kvm)\n",
+		env);
+	exit(2);
+}
+
+static inline uint64_t gmem_test_page_size(void)
+{
+	return (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+static inline uint64_t gmem_test_now_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000 + (uint64_t)t.tv_nsec;
+}
+
+/*
+ * gmem_set_attributes() of [off, off + len) to private (private != 0)
+ * or shared, with flags; *error_offset (if given) is the library's.
+ */
+static inline int gmem_test_set_attr(struct gmem *g, uint64_t off,
+				     uint64_t len, int private,
+				     uint64_t flags, uint64_t *error_offset)
+{
+	struct gmem_attributes a = {
+		.offset = off,
+		.size = len,
+		.attributes = private ? GMEM_ATTR_PRIVATE : 0,
+		.flags = flags,
+	};
+	int ret = gmem_set_attributes(g, &a);
+
+	if (error_offset)
+		*error_offset = a.error_offset;
+	return ret;
+}
+
+/* Does ASan, TSan or valgrind share the process (see above)? */
+static inline bool gmem_test_foreign_runtime(void)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	return true;
+#else
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+	return true;
+#endif
+#endif
+	const char *preload = getenv("LD_PRELOAD");
+
+	return preload && strstr(preload, "vgpreload");	/* valgrind */
+#endif
+}
+
+/* Could a /proc/self/fd link or a maps line be libgmem's? */
+static inline bool gmem_test_is_ours(const char *name)
+{
+	return strstr(name, "memfd:gmem") || strstr(name, "kvm") ||
+	       strstr(name, "userfaultfd");
+}
+
+/*
+ * Lines of /proc/self/maps (only libgmem's with ours_only), read without
+ * stdio buffers; -1 on error.
+ */
+static inline int gmem_test_count_maps(bool ours_only)
+{
+	static char buf[65536], line[512];
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC), n = 0;
+	size_t ll = 0;
+	ssize_t len;
+
+	if (fd < 0)
+		return -1;
+	while ((len = read(fd, buf, sizeof(buf))) > 0) {
+		for (ssize_t i = 0; i < len; i++) {
+			if (buf[i] != '\n') {
+				if (ll < sizeof(line) - 1)
+					line[ll++] = buf[i];
+				continue;
+			}
+			line[ll] = '\0';
+			ll = 0;
+			n += !ours_only || gmem_test_is_ours(line);
+		}
+	}
+	close(fd);
+	return len < 0 ? -1 : n;
+}
+
+/*
+ * Entries of /proc/self/fd, the directory's own fd included (only
+ * libgmem's with ours_only); -1 on error.
+ */
+static inline int gmem_test_count_fds(bool ours_only)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	char path[300], name[256];
+	struct dirent *d;
+	int n = 0;
+
+	if (!dir)
+		return -1;
+	while ((d = readdir(dir))) {
+		ssize_t len;
+
+		if (d->d_name[0] == '.')
+			continue;
+		if (!ours_only) {
+			n++;
+			continue;
+		}
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", d->d_name);
+		len = readlink(path, name, sizeof(name) - 1);
+		if (len > 0) {
+			name[len] = '\0';
+			n += gmem_test_is_ours(name);
+		}
+	}
+	closedir(dir);
+	return n;
+}
+
+/*
+ * A userfaultfd as libgmem opens one: without privilege it asks for
+ * UFFD_USER_MODE_ONLY (1).  The fd, or -1.
+ */
+static inline int gmem_test_uffd_open(void)
+{
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+
+	if (fd < 0)
+		fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | 1);
+	return fd;
+}
+
+#endif /* GMEM_TESTS_TEST_COMMON_H */
