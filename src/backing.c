@@ -245,71 +245,23 @@ static inline char *win(const struct gmem_backing *b, uint64_t page)
 	return b->window + gmem_backing_off(b, page);
 }
 
-/* Is a THP knob's selection (the word in brackets) one of words? */
-static bool knob_is(const char *path, const char *const *words)
-{
-	char buf[128];
-	const char *mode;
-
-	if (sys_read_file(path, buf, sizeof(buf)) < 0)
-		return false;
-	mode = strchr(buf, '[');
-	for (; mode && *words; words++)
-		if (!strncmp(mode + 1, *words, strlen(*words)) &&
-		    mode[1 + strlen(*words)] == ']')
-			return true;
-	return false;
-}
-
 /*
- * Would write() into a 4 KiB file make a huge (or multi-size) folio?
- * Only with shmem_enabled "always", "within_size" or "force", or a
- * per-size knob (hugepages-<n>kB/shmem_enabled, the sizes x86-64 offers)
- * at "always" or "within_size" ("inherit" follows the top level): with
- * "never", "advise" or "deny" there is no MADV_HUGEPAGE mapping to ask
- * for one.  fallocate() follows the same rules.
- *
- * The answer is kept for REPROBE_MS: re-homing asks once per page, and
- * reading the knobs costs tens of microseconds.  Should the setting
- * change within that time and a huge folio appear, nothing private is
- * exposed: re-homing sees the page stayed (gmem_backing_detached()) and
- * says so (BUSY, rehome.c); it only costs memory.
- * Racy by design: two threads may both re-read; any answer is valid.
+ * A 4 KiB file allocates its pages only through the window, which is
+ * MADV_NOHUGEPAGE: fallocate() and write() into a hole follow
+ * shmem_enabled alone, and with "always", "within_size" or "force"
+ * (set before the call, or while it runs: no check can close that race)
+ * they would make a huge folio, whose later split (a punch, a re-home)
+ * zaps the entries of every mapping of it, and a userfaultfd-guarded
+ * view then raises SIGBUS on shared pages.  MADV_POPULATE_WRITE is
+ * about a third as fast as fallocate(); the promise comes first.
  */
-#define REPROBE_MS	100
-
-static bool probe_write_makes_huge(void)
+static int alloc_small(struct gmem_backing *b, uint64_t start, uint64_t end)
 {
-	static const char *const top_huge[] = { "always", "within_size",
-						"force", NULL };
-	static const char *const size_huge[] = { "always", "within_size",
-						 NULL };
-	char path[96];
+	int ret = gmem_backing_window(b);
 
-	if (knob_is(THP_SYSFS, top_huge))
-		return true;
-	for (unsigned int kb = 8; kb <= 2048; kb *= 2) {
-		snprintf(path, sizeof(path), "/sys/kernel/mm/transparent_hugepage/"
-			 "hugepages-%ukB/shmem_enabled", kb);
-		if (knob_is(path, size_huge))
-			return true;
-	}
-	return false;
-}
-
-static bool write_makes_huge(void)
-{
-	static _Atomic uint64_t probed_at;	/* ms + 1; 0: never */
-	static _Atomic bool answer;
-	uint64_t now = sys_coarse_ms(), at = atomic_load_explicit(
-		&probed_at, memory_order_acquire);
-
-	if (at && now + 1 >= at && now + 1 - at < REPROBE_MS)
-		return atomic_load_explicit(&answer, memory_order_relaxed);
-	atomic_store_explicit(&answer, probe_write_makes_huge(),
-			      memory_order_relaxed);
-	atomic_store_explicit(&probed_at, now + 1, memory_order_release);
-	return atomic_load_explicit(&answer, memory_order_relaxed);
+	return ret ? ret : sys_madvise(win(b, start),
+				       gmem_backing_off(b, end - start),
+				       MADV_POPULATE_WRITE);
 }
 
 int gmem_backing_alloc(struct gmem_backing *b, uint64_t start, uint64_t end)
@@ -320,14 +272,7 @@ int gmem_backing_alloc(struct gmem_backing *b, uint64_t start, uint64_t end)
 
 	switch (b->kind) {
 	case GMEM_BACKING_MEMFD:
-		/* fallocate() is three times as fast as faulting pages in,
-		 * where it makes no huge folios; else the NOHUGEPAGE window. */
-		if (!write_makes_huge())
-			return sys_fallocate(b->fd, FALLOC_FL_KEEP_SIZE, off,
-					     len);
-		ret = gmem_backing_window(b);
-		return ret ? ret : sys_madvise(win(b, start), len,
-					       MADV_POPULATE_WRITE);
+		return alloc_small(b, start, end);
 	case GMEM_BACKING_THP:
 		return sys_fallocate(b->fd, FALLOC_FL_KEEP_SIZE, off, len);
 	case GMEM_BACKING_HUGETLB:
@@ -507,11 +452,18 @@ int gmem_backing_write_bytes(struct gmem_backing *b, uint64_t off,
 
 	/*
 	 * write() is about twice as fast as faulting the pages in: THP
-	 * wants its huge folios, 4 KiB files take it where it makes none.
+	 * wants its huge folios; a 4 KiB file has its pages allocated
+	 * through the window first (alloc_small()), so write() finds no
+	 * hole to fill with a huge folio.
 	 */
-	if (b->kind == GMEM_BACKING_THP ||
-	    (b->kind == GMEM_BACKING_MEMFD && !write_makes_huge()))
+	if (b->kind == GMEM_BACKING_THP)
 		return sys_pwrite_all(b->fd, buf, len, off);
+	if (b->kind == GMEM_BACKING_MEMFD && len) {
+		uint64_t ps = gmem_backing_off(b, 1);
+
+		ret = alloc_small(b, off / ps, (off + len + ps - 1) / ps);
+		return ret ? ret : sys_pwrite_all(b->fd, buf, len, off);
+	}
 	ret = gmem_backing_window(b);
 	return ret ? ret : sys_copy_to(b->window + off, buf, len);
 }
@@ -542,8 +494,12 @@ int gmem_backing_writev(struct gmem_backing *b, uint64_t page,
 	size_t ps = (size_t)gmem_backing_off(b, 1);
 	int ret;
 
-	if (b->kind == GMEM_BACKING_THP ||
-	    (b->kind == GMEM_BACKING_MEMFD && !write_makes_huge()))
+	if (b->kind == GMEM_BACKING_MEMFD) {	/* see write_bytes */
+		ret = alloc_small(b, page, page + n);
+		if (ret)
+			return ret;
+	}
+	if (b->kind == GMEM_BACKING_THP || b->kind == GMEM_BACKING_MEMFD)
 		return sys_pwritev_all(b->fd, bufs, (size_t)n, ps,
 				       gmem_backing_off(b, page));
 	ret = gmem_backing_window(b);

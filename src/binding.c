@@ -258,13 +258,9 @@ static int populate(struct gmem *g, struct gmem_binding *b, uint64_t index,
 		n = gmem_extents_first(&g->poison, page, page + n) - page;
 	if (!n)
 		n = 1;
-	/* memfd: allocating with fallocate() and then mapping costs two
-	 * thirds of faulting the pages in (bench/bench_pfn.c). */
-	ret = g->b.kind == GMEM_BACKING_MEMFD ?
-	      gmem_backing_alloc(&g->b, page, page + n) : 0;
-	if (!ret)
-		ret = sys_madvise(g->b.window + off_of(g, page), off_of(g, n),
-				  MADV_POPULATE_WRITE);
+	/* Through the NOHUGEPAGE window, never fallocate(): backing.c. */
+	ret = sys_madvise(g->b.window + off_of(g, page), off_of(g, n),
+			  MADV_POPULATE_WRITE);
 	if (ret && n > 1)	/* the page itself is what matters */
 		ret = sys_madvise(g->b.window + off_of(g, page),
 				  off_of(g, n = 1), MADV_POPULATE_WRITE);

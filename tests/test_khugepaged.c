@@ -239,3 +239,73 @@ TEST_F(khp, rehoming_still_detaches)
 	close(fds[1]);
 	free(buf);
 }
+
+/*
+ * Every way the library allocates a page of a 4 KiB file (gmem_fallocate,
+ * gmem_populate's write, get_pfn's populate-ahead, a re-home's copy)
+ * makes 4 KiB folios under this setting: a huge folio would be split by
+ * a later punch, which zaps the entries of every mapping of it, and a
+ * userfaultfd-guarded view then raises SIGBUS on its shared pages.  Each
+ * path fills one 2 MiB region; then a page in the middle of each region
+ * is punched and every other page is probed through a guarded view.
+ */
+TEST_F_T(khp, every_allocation_stays_small, 60)
+{
+	const size_t ps = (size_t)getpagesize(), region = (2U << 20) / ps;
+	struct gmem_create_args args = { .flags = GMEM_FLAG_MMAP,
+					 .size = 4 * (2U << 20) };
+	char *img = malloc(2U << 20), *v;
+	struct gmem_binding *b;
+	struct gmem_pfn pfn;
+	struct gmem *g;
+	long faults = 0;
+
+	ASSERT_NONNULL(img);
+	memset(img, 'i', 2U << 20);
+	ASSERT_EQ(gmem_test_create(&args, &g), 0);
+	ASSERT_EQ(gmem_bind(g, 0, args.size, &ops, NULL, &b), 0);
+	/* The setting changes while the file is in use: the library saw
+	 * "never" a moment ago (an allocation), then an admin sets it. */
+	ASSERT_EQ(knob_write(THP "shmem_enabled", "never"), 0);
+	ASSERT_EQ(gmem_fallocate(g, FALLOC_FL_KEEP_SIZE,
+				 args.size - ps, ps), 0);
+	ASSERT_EQ(knob_write(THP "shmem_enabled", variant->mode), 0);
+	/* Region 0: fallocate; 1: populate; 2: get_pfn; 3: a view's
+	 * writes, exposed, then re-homed by private uses. */
+	ASSERT_EQ(gmem_fallocate(g, FALLOC_FL_KEEP_SIZE, 0, 2U << 20), 0);
+	ASSERT_EQ(gmem_populate(g, 2U << 20, img, 2U << 20),
+		  (ssize_t)(2U << 20));
+	for (uint64_t p = 2 * region; p < 3 * region; p++)
+		ASSERT_EQ(gmem_get_pfn(b, p, GMEM_ACCESS_PRIVATE, &pfn), 0);
+	ASSERT_EQ(gmem_mmap(g, 0, args.size, PROT_READ | PROT_WRITE,
+			    (void **)&v), 0);
+	ASSERT_EQ(convert(g, 3 * (2U << 20), 2U << 20, 0), 0);
+	memset(v + 3 * (2U << 20), 's', 2U << 20);
+	ASSERT_EQ(convert(g, 3 * (2U << 20), 2U << 20, 1), 0);
+	for (uint64_t p = 3 * region; p < 4 * region; p++)
+		ASSERT_EQ(gmem_get_pfn(b, p, GMEM_ACCESS_PRIVATE, &pfn), 0);
+	/* All shared, touched through the guarded view, then a punch in
+	 * the middle of each region. */
+	ASSERT_EQ(convert(g, 0, args.size, 0), 0);
+	for (uint64_t p = 0; p < 4 * region; p++)
+		v[p * ps] = 'w';
+	for (int r = 0; r < 4; r++)
+		ASSERT_EQ(gmem_fallocate(g, FALLOC_FL_KEEP_SIZE |
+					 FALLOC_FL_PUNCH_HOLE,
+					 (r * region + region / 2) * ps, ps), 0);
+	for (uint64_t p = 0; p < 4 * region; p++) {
+		uint8_t c;
+
+		if (p % region != region / 2 &&
+		    harness_probe_read_u8(v + p * ps, &c))
+			faults++;
+	}
+	TH_LOG("%s: %llu views in userfaultfd mode, %ld shared pages faulted",
+	       variant->mode,
+	       (unsigned long long)stats(g).views_uffd, faults);
+	ASSERT_EQ(faults, 0);
+	ASSERT_EQ(gmem_munmap(g, v, args.size), 0);
+	ASSERT_EQ(gmem_unbind(b), 0);
+	gmem_close(g);
+	free(img);
+}
