@@ -50,13 +50,22 @@ struct gmem;				/* opaque: one guest memory file */
 #define GMEM_BACKEND_MEMFD	0		/* memfd_create(2); the default */
 #define GMEM_BACKEND_KVM	1		/* a KVM guest_memfd */
 
+/*
+ * gmem_create_args.vm_fd with GMEM_BACKEND_KVM: libgmem opens /dev/kvm
+ * and makes (and owns) a VM for the file.  A VM must be asked for this
+ * way: any vm_fd >= 0, fd 0 included, must be a KVM VM fd (from
+ * KVM_CREATE_VM) or gmem_create() fails -EBADF, so a zero-filled
+ * struct with only the backend set never takes stdin for a VM.
+ */
+#define GMEM_KVM_NEW_VM		(-1)
+
 struct gmem_create_args {		/* zero-filled = memfd backend */
 	uint64_t size;			/* > 0, page (or huge page) aligned */
 	uint64_t flags;			/* GMEM_FLAG_* */
 	uint32_t backend;		/* GMEM_BACKEND_* */
-	int32_t vm_fd;			/* GMEM_BACKEND_KVM: the KVM VM to make
-					   the guest_memfd on, or -1 to let
-					   libgmem make (and own) one; else 0 */
+	int32_t vm_fd;			/* GMEM_BACKEND_KVM: the KVM VM fd to
+					   make the guest_memfd on, or
+					   GMEM_KVM_NEW_VM; memfd: 0 */
 	uint64_t reserved[6];		/* must be 0 */
 };
 
@@ -66,12 +75,14 @@ struct gmem_create_args {		/* zero-filled = memfd backend */
  * vm_fd not 0 (memfd) or below -1 (KVM), huge page size bits without
  * GMEM_FLAG_HUGEPAGE, a huge page size other than 2 MiB or 1 GiB, a size
  * that is not a multiple of the huge page size.
+ * -EBADF: GMEM_BACKEND_KVM with a vm_fd >= 0 that is not an open KVM VM
+ * fd (closed, /dev/kvm itself, a tty, any other file).
  * -EOPNOTSUPP: GMEM_FLAG_HUGEPAGE with 2 MiB pages while shmem THP is off
  * (shmem_enabled "never"/"deny"), with 1 GiB pages where the kernel has
  * no 1 GiB hugetlb, or with GMEM_BACKEND_KVM; for GMEM_BACKEND_KVM, a
  * kernel without guest_memfd with MMAP and INIT_SHARED (Linux 6.18).
  * -ENOMEM: 1 GiB pages the hugetlb pool cannot provide.
- * -ENOENT/-EACCES: /dev/kvm cannot be opened.
+ * -ENOENT/-EACCES: GMEM_KVM_NEW_VM and /dev/kvm cannot be opened.
  */
 int gmem_create(const struct gmem_create_args *args, struct gmem **out);
 
