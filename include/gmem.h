@@ -39,6 +39,21 @@ struct gmem;				/* opaque: one guest memory file */
 #define GMEM_HUGE_SHIFT		58		/* log2(page size) << 58: 21, 30 */
 #define GMEM_HUGE_MASK		0x3fULL
 
+/*
+ * Huge page sizes by name, in the style of MFD_HUGE_2MB / MAP_HUGE_2MB:
+ * GMEM_HUGE_2MB and GMEM_HUGE_1GB are the size bits alone (log2 of the
+ * size << GMEM_HUGE_SHIFT), to go with GMEM_FLAG_HUGEPAGE;
+ * GMEM_FLAG_HUGE_2MB and GMEM_FLAG_HUGE_1GB are GMEM_FLAG_HUGEPAGE and
+ * the size bits together, a complete request on their own.  They are
+ * the same bits as the shift encoding: GMEM_FLAG_HUGE_1GB ==
+ * GMEM_FLAG_HUGEPAGE | 30ULL << GMEM_HUGE_SHIFT, so either spelling may
+ * be used.  GMEM_FLAG_HUGEPAGE without size bits means 2 MiB.
+ */
+#define GMEM_HUGE_2MB		(21ULL << GMEM_HUGE_SHIFT)
+#define GMEM_HUGE_1GB		(30ULL << GMEM_HUGE_SHIFT)
+#define GMEM_FLAG_HUGE_2MB	(GMEM_FLAG_HUGEPAGE | GMEM_HUGE_2MB)
+#define GMEM_FLAG_HUGE_1GB	(GMEM_FLAG_HUGEPAGE | GMEM_HUGE_1GB)
+
 /* gmem_attributes.attributes */
 #define GMEM_ATTR_PRIVATE	(1ULL << 3)	/* == KVM_MEMORY_ATTRIBUTE_PRIVATE */
 

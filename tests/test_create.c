@@ -503,3 +503,60 @@ TEST(kvm_vm_fd_real_vm)
 	close(kvm);
 }
 
+/* ---- (e) named huge page flags (issue 14) ------------------------------- */
+
+_Static_assert(GMEM_FLAG_HUGE_2MB ==
+	       (GMEM_FLAG_HUGEPAGE | 21ULL << GMEM_HUGE_SHIFT), "2 MiB");
+_Static_assert(GMEM_FLAG_HUGE_1GB ==
+	       (GMEM_FLAG_HUGEPAGE | 30ULL << GMEM_HUGE_SHIFT), "1 GiB");
+_Static_assert(GMEM_HUGE_2MB == 21ULL << GMEM_HUGE_SHIFT, "2 MiB bits");
+_Static_assert(GMEM_HUGE_1GB == 30ULL << GMEM_HUGE_SHIFT, "1 GiB bits");
+
+/*
+ * The names and the shift encoding ask for the same thing: the same
+ * answer from gmem_create() (0, or -EOPNOTSUPP where THP is off), the
+ * same file; size bits alone, or two sizes at once, stay -EINVAL.
+ */
+TEST(huge_named_flags)
+{
+	static const struct {
+		uint64_t named, shift;
+	} same[] = {
+		{ GMEM_FLAG_HUGE_2MB, GMEM_FLAG_HUGEPAGE |
+		  21ULL << GMEM_HUGE_SHIFT },
+		{ GMEM_FLAG_HUGEPAGE | GMEM_HUGE_2MB, GMEM_FLAG_HUGEPAGE },
+		{ GMEM_FLAG_HUGE_2MB | GMEM_FLAG_HUGEPAGE, GMEM_FLAG_HUGE_2MB },
+	};
+	static const uint64_t bad[] = {
+		GMEM_HUGE_2MB, GMEM_HUGE_1GB, GMEM_FLAG_HUGE_2MB | GMEM_HUGE_1GB,
+	};
+	const uint64_t size = 2ULL << 20;
+	struct gmem *g = NULL;
+
+	if (gmem_test_backend() != GMEM_BACKEND_MEMFD)
+		SKIP(return, "huge pages are memfd-backend only");
+	for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+		struct gmem_stats a, b;
+		int r1, r2;
+
+		r1 = create(size, GMEM_FLAG_MMAP | same[i].named, &g);
+		if (!r1) {
+			ASSERT_EQ(gmem_stat(g, &a, sizeof(a)), 0);
+			gmem_close(g);
+		}
+		r2 = create(size, GMEM_FLAG_MMAP | same[i].shift, &g);
+		if (!r2) {
+			ASSERT_EQ(gmem_stat(g, &b, sizeof(b)), 0);
+			gmem_close(g);
+			CASE_EQ(a.size, b.size);
+		}
+		CASE_EQ(r1, r2);
+		ASSERT_TRUE(r1 == 0 || r1 == -EOPNOTSUPP);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		g = NULL;
+		CASE_EQ(create(1ULL << 30, GMEM_FLAG_MMAP | bad[i], &g),
+			-EINVAL);
+		ASSERT_NULL(g);
+	}
+}
