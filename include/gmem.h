@@ -107,6 +107,8 @@ int gmem_create(const struct gmem_create_args *args, struct gmem **out);
  * gmem_put_pfn(), gmem_unbind() and gmem_listener_unregister() still work
  * on those, every other call returns -EBADF.  Owners are invalidated
  * (GMEM_INVALIDATE_RELEASE).  The last release frees everything.
+ * From inside one of g's callbacks the close is deferred: it takes effect
+ * when the call that ran the callback is done with g, before it returns.
  */
 void gmem_close(struct gmem *g);
 
