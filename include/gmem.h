@@ -220,7 +220,8 @@ struct gmem_pfn {
 					   page holding it, if wholly inside
 					   the binding: 0, 9 or 18 */
 	uint32_t pad;
-	/* out, on -EFAULT (a memory fault, as KVM_EXIT_MEMORY_FAULT): */
+	/* out, on every -EFAULT (a memory fault, as KVM_EXIT_MEMORY_FAULT;
+	   left as they were on any other result): */
 	uint64_t fault_offset;		/* the range to convert (the page) */
 	uint64_t fault_size;
 	uint64_t fault_flags;		/* ... GMEM_MEMORY_FAULT_PRIVATE if the
