@@ -45,7 +45,7 @@
  */
 static int vm_check(int fd)
 {
-	unsigned int mode;
+	unsigned int mode = 0;
 	char name[64];
 	int ret;
 
