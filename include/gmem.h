@@ -15,8 +15,59 @@
  * its caller.  Unknown flag bits and non-zero reserved fields are -EINVAL.
  * Constants that mean the same as the kernel's have the kernel's values.
  *
- * This is the only public header.  See gmem(7) for the model and one man
- * page per function for the details.
+ * Units.  Offsets, sizes and lengths are bytes everywhere (page
+ * aligned where a page is meant), with one exception: gmem_get_pfn() and
+ * gmem_put_pfn() take a page index counted from the binding's start, as
+ * KVM's fault path works in gfns; the byte offset of that page in the
+ * file is gmem_pfn.offset (= binding offset + index * page size).  File
+ * offsets and lengths are uint64_t (the file's size is a uint64_t and may
+ * exceed a 32-bit size_t); a length is size_t only where it is the
+ * length of memory in this process: a view (gmem_mmap, gmem_munmap), a
+ * source buffer (gmem_populate) and a struct (gmem_stat).
+ *
+ * THREADS.  Every function is thread-safe, on the same file from any
+ * number of threads.  One lock per file orders every change to it
+ * (conversion, allocation, punch, populate, pin, views, bindings,
+ * listeners, memory failure, close, stats); each call holds it for its
+ * whole duration, except GMEM_SET_ATTR_WAIT, which drops it while it
+ * waits.  Loads and stores through host views take no lock: a race with
+ * a conversion to private either completes first or gets SIGBUS.
+ * gmem_get_pfn() and gmem_put_pfn() are lock-free on their fast path and
+ * return -EAGAIN rather than wait while an invalidation is under way;
+ * gmem_invalidate_seq() and gmem_invalidate_retry() are atomic loads.
+ * Callbacks (invalidate, populate, discard) run on the thread making the
+ * change with the file's lock held: a call for the same file from one
+ * fails -EDEADLK (gmem_close() is deferred, see below), a call for
+ * another file is allowed, and a callback must not wait for a thread
+ * that calls into the same file (it would wait for the lock), except for
+ * threads in gmem_get_pfn()/gmem_put_pfn() on a binding it invalidates.
+ * Callbacks of two files must not call into each other.  See gmem(7),
+ * THREADS and CALLBACKS.
+ *
+ * Async-signal safety.  Only gmem_invalidate_seq() and
+ * gmem_invalidate_retry() may be called from a signal handler (atomic
+ * loads of lock-free 64-bit atomics; no lock, no allocation).  Nothing
+ * else is async-signal-safe, gmem_get_pfn() and gmem_put_pfn() included
+ * (their slow paths lock, allocate and make system calls), and the
+ * SIGBUS handler of a view must not call libgmem for the file: the
+ * faulting thread may hold its lock.
+ *
+ * SIGBUS.  An access through a host view to a private page, a poisoned
+ * page or a page past the end of the file raises SIGBUS with si_code
+ * BUS_ADRERR and si_addr the faulting address, reads and writes alike,
+ * in every view guard mode and on both backends: what the kernel's
+ * guest_memfd gives for a private page.  The kernel itself raises it
+ * (the views are built so that it does: gmem(7), HOW HOST VIEWS WORK);
+ * libgmem installs no signal handler.  A poisoned page is not told
+ * apart by si_code (BUS_MCEERR_AR needs a fault that returns
+ * VM_FAULT_HWPOISON, which the kernel reports only with
+ * CONFIG_MEMORY_FAILURE); outside the handler, gmem_get_pfn() of the
+ * page fails -EHWPOISON and gmem_stats.poisoned counts poisoned bytes.
+ * System calls that touch such a page fail with EFAULT.
+ *
+ * This is the only public header for the library; gmem_kvm.h adds the
+ * KVM uAPI that KVM-backend users need.  See gmem(7) for the model and
+ * one man page per function for the details.
  */
 #ifndef GMEM_H
 #define GMEM_H
@@ -229,7 +280,8 @@ struct gmem_pfn {
 };
 
 /*
- * Reach page index (counted from the binding's start) for an access of
+ * Reach page index (a page number counted from the binding's start, not
+ * a byte offset: see Units above) for an access of
  * kind access, allocating it if needed, and take a reference: a shared
  * access counts as a pin (to-private waits or fails -EAGAIN), a private
  * one does not hold conversions back (the owner is invalidated instead).
