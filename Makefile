@@ -122,6 +122,22 @@ check: $(TEST_BIN)
 	@bash tests/run-tests.sh $(TEST_BIN) \
 		-- GMEM_TEST_BACKEND=kvm $(KVM_TEST_BIN)
 
+# Examples: built with the warnings as errors whatever CFLAGS say, from
+# the public headers only (include/, no src/), then each run: 0 passes,
+# 77 is a skip that has said why.
+EX_FLAGS := -std=c11 -D_GNU_SOURCE -Iinclude -Wall -Wextra -Werror $(CFLAGS) -pthread
+
+.PHONY: examples
+examples: $(EX_SRC) include/gmem.h include/gmem_kvm.h $(STATIC)
+	@mkdir -p $(O)/examples
+	@for s in $(EX_SRC); do b=$(O)/examples/$$(basename $$s .c); \
+		echo "  CC      $$s [examples]"; \
+		$(CC) $(EX_FLAGS) $$s -o $$b $(STATIC) $(LDFLAGS) $(LDLIBS) || exit 1; done
+	@for s in $(EX_SRC); do b=$(O)/examples/$$(basename $$s .c); \
+		echo "== $$b"; $$b; rc=$$?; \
+		if [ $$rc = 77 ]; then echo "== $$b: skipped"; \
+		elif [ $$rc != 0 ]; then echo "== $$b: FAILED ($$rc)"; exit 1; fi; done
+
 bench: $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
 
@@ -134,14 +150,15 @@ install: lib $(GMEMCTL)
 	install -m 755 $(SHARED) $(DESTDIR)$(LIBDIR)/
 	ln -sf libgmem.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libgmem.so.$(SOVERSION)
 	ln -sf libgmem.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libgmem.so
-	install -m 644 include/gmem.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 include/gmem.h include/gmem_kvm.h $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 $(O)/gmem.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
 	install -m 644 $(wildcard man/*.3) $(DESTDIR)$(MANDIR)/man3/
 	install -m 644 $(wildcard man/*.7) $(DESTDIR)$(MANDIR)/man7/
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libgmem.* $(DESTDIR)$(LIBDIR)/pkgconfig/gmem.pc \
-		$(DESTDIR)$(INCLUDEDIR)/gmem.h $(DESTDIR)$(BINDIR)/gmemctl
+		$(DESTDIR)$(INCLUDEDIR)/gmem.h $(DESTDIR)$(INCLUDEDIR)/gmem_kvm.h \
+		$(DESTDIR)$(BINDIR)/gmemctl
 	rm -f $(patsubst man/%,$(DESTDIR)$(MANDIR)/man3/%,$(wildcard man/*.3)) \
 		$(patsubst man/%,$(DESTDIR)$(MANDIR)/man7/%,$(wildcard man/*.7))
 

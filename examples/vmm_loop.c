@@ -113,7 +113,8 @@ static int vcpu_access(struct gmem *g, struct gmem_binding *slot,
 		       const struct access *acc)
 {
 	uint64_t index = acc->gpa / PAGE;
-	struct gmem_pfn pfn;
+	struct gmem_pfn pfn = { 0 };	/* filled by every -EFAULT, but
+					   the compiler cannot know that */
 	int ret = -EAGAIN;
 
 	for (int tries = 0; tries < 1000; tries++) {
@@ -204,12 +205,20 @@ int main(void)
 	ret = convert(g, BOUNCE, 2 * PAGE, 1, &eo);
 	printf("  VMM: to private -> %s at 0x%06llx: the guest retries later\n",
 	       strerror(-ret), (unsigned long long)eo);
-	gmem_unpin(g, BOUNCE, 2 * PAGE);
+	ret = gmem_unpin(g, BOUNCE, 2 * PAGE);
+	if (ret) {
+		fprintf(stderr, "vmm_loop: unpin: %s\n", strerror(-ret));
+		return 1;
+	}
 	printf("  device: DMA done, unpinned\n");
 	ret = convert(g, BOUNCE, 2 * PAGE, 1, NULL);
 	printf("  VMM: to private -> %s\n", ret ? strerror(-ret) : "ok");
 
-	gmem_stat(g, &st, sizeof(st));
+	ret = gmem_stat(g, &st, sizeof(st));
+	if (ret) {
+		fprintf(stderr, "vmm_loop: stat: %s\n", strerror(-ret));
+		return 1;
+	}
 	printf("\n%llu conversions, %llu owner invalidations, %llu IOMMU "
 	       "calls, %llu state ranges\n",
 	       (unsigned long long)st.conversions,

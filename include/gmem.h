@@ -15,8 +15,59 @@
  * its caller.  Unknown flag bits and non-zero reserved fields are -EINVAL.
  * Constants that mean the same as the kernel's have the kernel's values.
  *
- * This is the only public header.  See gmem(7) for the model and one man
- * page per function for the details.
+ * Units.  Offsets, sizes and lengths are bytes everywhere (page
+ * aligned where a page is meant), with one exception: gmem_get_pfn() and
+ * gmem_put_pfn() take a page index counted from the binding's start, as
+ * KVM's fault path works in gfns; the byte offset of that page in the
+ * file is gmem_pfn.offset (= binding offset + index * page size).  File
+ * offsets and lengths are uint64_t (the file's size is a uint64_t and may
+ * exceed a 32-bit size_t); a length is size_t only where it is the
+ * length of memory in this process: a view (gmem_mmap, gmem_munmap), a
+ * source buffer (gmem_populate) and a struct (gmem_stat).
+ *
+ * THREADS.  Every function is thread-safe, on the same file from any
+ * number of threads.  One lock per file orders every change to it
+ * (conversion, allocation, punch, populate, pin, views, bindings,
+ * listeners, memory failure, close, stats); each call holds it for its
+ * whole duration, except GMEM_SET_ATTR_WAIT, which drops it while it
+ * waits.  Loads and stores through host views take no lock: a race with
+ * a conversion to private either completes first or gets SIGBUS.
+ * gmem_get_pfn() and gmem_put_pfn() are lock-free on their fast path and
+ * return -EAGAIN rather than wait while an invalidation is under way;
+ * gmem_invalidate_seq() and gmem_invalidate_retry() are atomic loads.
+ * Callbacks (invalidate, populate, discard) run on the thread making the
+ * change with the file's lock held: a call for the same file from one
+ * fails -EDEADLK (gmem_close() is deferred, see below), a call for
+ * another file is allowed, and a callback must not wait for a thread
+ * that calls into the same file (it would wait for the lock), except for
+ * threads in gmem_get_pfn()/gmem_put_pfn() on a binding it invalidates.
+ * Callbacks of two files must not call into each other.  See gmem(7),
+ * THREADS and CALLBACKS.
+ *
+ * Async-signal safety.  Only gmem_invalidate_seq() and
+ * gmem_invalidate_retry() may be called from a signal handler (atomic
+ * loads of lock-free 64-bit atomics; no lock, no allocation).  Nothing
+ * else is async-signal-safe, gmem_get_pfn() and gmem_put_pfn() included
+ * (their slow paths lock, allocate and make system calls), and the
+ * SIGBUS handler of a view must not call libgmem for the file: the
+ * faulting thread may hold its lock.
+ *
+ * SIGBUS.  An access through a host view to a private page, a poisoned
+ * page or a page past the end of the file raises SIGBUS with si_code
+ * BUS_ADRERR and si_addr the faulting address, reads and writes alike,
+ * in every view guard mode and on both backends: what the kernel's
+ * guest_memfd gives for a private page.  The kernel itself raises it
+ * (the views are built so that it does: gmem(7), HOW HOST VIEWS WORK);
+ * libgmem installs no signal handler.  A poisoned page is not told
+ * apart by si_code (BUS_MCEERR_AR needs a fault that returns
+ * VM_FAULT_HWPOISON, which the kernel reports only with
+ * CONFIG_MEMORY_FAILURE); outside the handler, gmem_get_pfn() of the
+ * page fails -EHWPOISON and gmem_stats.poisoned counts poisoned bytes.
+ * System calls that touch such a page fail with EFAULT.
+ *
+ * This is the only public header for the library; gmem_kvm.h adds the
+ * KVM uAPI that KVM-backend users need.  See gmem(7) for the model and
+ * one man page per function for the details.
  */
 #ifndef GMEM_H
 #define GMEM_H
@@ -39,6 +90,21 @@ struct gmem;				/* opaque: one guest memory file */
 #define GMEM_HUGE_SHIFT		58		/* log2(page size) << 58: 21, 30 */
 #define GMEM_HUGE_MASK		0x3fULL
 
+/*
+ * Huge page sizes by name, in the style of MFD_HUGE_2MB / MAP_HUGE_2MB:
+ * GMEM_HUGE_2MB and GMEM_HUGE_1GB are the size bits alone (log2 of the
+ * size << GMEM_HUGE_SHIFT), to go with GMEM_FLAG_HUGEPAGE;
+ * GMEM_FLAG_HUGE_2MB and GMEM_FLAG_HUGE_1GB are GMEM_FLAG_HUGEPAGE and
+ * the size bits together, a complete request on their own.  They are
+ * the same bits as the shift encoding: GMEM_FLAG_HUGE_1GB ==
+ * GMEM_FLAG_HUGEPAGE | 30ULL << GMEM_HUGE_SHIFT, so either spelling may
+ * be used.  GMEM_FLAG_HUGEPAGE without size bits means 2 MiB.
+ */
+#define GMEM_HUGE_2MB		(21ULL << GMEM_HUGE_SHIFT)
+#define GMEM_HUGE_1GB		(30ULL << GMEM_HUGE_SHIFT)
+#define GMEM_FLAG_HUGE_2MB	(GMEM_FLAG_HUGEPAGE | GMEM_HUGE_2MB)
+#define GMEM_FLAG_HUGE_1GB	(GMEM_FLAG_HUGEPAGE | GMEM_HUGE_1GB)
+
 /* gmem_attributes.attributes */
 #define GMEM_ATTR_PRIVATE	(1ULL << 3)	/* == KVM_MEMORY_ATTRIBUTE_PRIVATE */
 
@@ -50,13 +116,22 @@ struct gmem;				/* opaque: one guest memory file */
 #define GMEM_BACKEND_MEMFD	0		/* memfd_create(2); the default */
 #define GMEM_BACKEND_KVM	1		/* a KVM guest_memfd */
 
+/*
+ * gmem_create_args.vm_fd with GMEM_BACKEND_KVM: libgmem opens /dev/kvm
+ * and makes (and owns) a VM for the file.  A VM must be asked for this
+ * way: any vm_fd >= 0, fd 0 included, must be a KVM VM fd (from
+ * KVM_CREATE_VM) or gmem_create() fails -EBADF, so a zero-filled
+ * struct with only the backend set never takes stdin for a VM.
+ */
+#define GMEM_KVM_NEW_VM		(-1)
+
 struct gmem_create_args {		/* zero-filled = memfd backend */
 	uint64_t size;			/* > 0, page (or huge page) aligned */
 	uint64_t flags;			/* GMEM_FLAG_* */
 	uint32_t backend;		/* GMEM_BACKEND_* */
-	int32_t vm_fd;			/* GMEM_BACKEND_KVM: the KVM VM to make
-					   the guest_memfd on, or -1 to let
-					   libgmem make (and own) one; else 0 */
+	int32_t vm_fd;			/* GMEM_BACKEND_KVM: the KVM VM fd to
+					   make the guest_memfd on, or
+					   GMEM_KVM_NEW_VM; memfd: 0 */
 	uint64_t reserved[6];		/* must be 0 */
 };
 
@@ -66,12 +141,14 @@ struct gmem_create_args {		/* zero-filled = memfd backend */
  * vm_fd not 0 (memfd) or below -1 (KVM), huge page size bits without
  * GMEM_FLAG_HUGEPAGE, a huge page size other than 2 MiB or 1 GiB, a size
  * that is not a multiple of the huge page size.
+ * -EBADF: GMEM_BACKEND_KVM with a vm_fd >= 0 that is not an open KVM VM
+ * fd (closed, /dev/kvm itself, a tty, any other file).
  * -EOPNOTSUPP: GMEM_FLAG_HUGEPAGE with 2 MiB pages while shmem THP is off
  * (shmem_enabled "never"/"deny"), with 1 GiB pages where the kernel has
  * no 1 GiB hugetlb, or with GMEM_BACKEND_KVM; for GMEM_BACKEND_KVM, a
  * kernel without guest_memfd with MMAP and INIT_SHARED (Linux 6.18).
  * -ENOMEM: 1 GiB pages the hugetlb pool cannot provide.
- * -ENOENT/-EACCES: /dev/kvm cannot be opened.
+ * -ENOENT/-EACCES: GMEM_KVM_NEW_VM and /dev/kvm cannot be opened.
  */
 int gmem_create(const struct gmem_create_args *args, struct gmem **out);
 
@@ -81,6 +158,8 @@ int gmem_create(const struct gmem_create_args *args, struct gmem **out);
  * gmem_put_pfn(), gmem_unbind() and gmem_listener_unregister() still work
  * on those, every other call returns -EBADF.  Owners are invalidated
  * (GMEM_INVALIDATE_RELEASE).  The last release frees everything.
+ * From inside one of g's callbacks the close is deferred: it takes effect
+ * when the call that ran the callback is done with g, before it returns.
  */
 void gmem_close(struct gmem *g);
 
@@ -192,7 +271,8 @@ struct gmem_pfn {
 					   page holding it, if wholly inside
 					   the binding: 0, 9 or 18 */
 	uint32_t pad;
-	/* out, on -EFAULT (a memory fault, as KVM_EXIT_MEMORY_FAULT): */
+	/* out, on every -EFAULT (a memory fault, as KVM_EXIT_MEMORY_FAULT;
+	   left as they were on any other result): */
 	uint64_t fault_offset;		/* the range to convert (the page) */
 	uint64_t fault_size;
 	uint64_t fault_flags;		/* ... GMEM_MEMORY_FAULT_PRIVATE if the
@@ -200,7 +280,8 @@ struct gmem_pfn {
 };
 
 /*
- * Reach page index (counted from the binding's start) for an access of
+ * Reach page index (a page number counted from the binding's start, not
+ * a byte offset: see Units above) for an access of
  * kind access, allocating it if needed, and take a reference: a shared
  * access counts as a pin (to-private waits or fails -EAGAIN), a private
  * one does not hold conversions back (the owner is invalidated instead).

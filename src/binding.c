@@ -316,13 +316,8 @@ static int get_locked(struct gmem *g, struct gmem_binding *b, uint64_t index,
 
 	if (gmem_poisoned(g, page))
 		return -EHWPOISON;
-	if (gmem_state_get(&g->state, page) != access) {
-		pfn->fault_offset = off_of(g, page);
-		pfn->fault_size = off_of(g, 1);
-		pfn->fault_flags = access == GMEM_ACCESS_PRIVATE ?
-				   GMEM_MEMORY_FAULT_PRIVATE : 0;
-		return -EFAULT;
-	}
+	if (gmem_state_get(&g->state, page) != access)
+		return -EFAULT;		/* gmem_get_pfn() fills fault_* */
 	order = pfn_order(g, b, page, access);
 	if (access == GMEM_ACCESS_PRIVATE) {
 		uint64_t rehomed = g->rehomed;
@@ -396,6 +391,23 @@ static __attribute__((noinline)) int get_slow(struct gmem_binding *b,
 	return ret;
 }
 
+/*
+ * Every -EFAULT is a memory fault, as KVM prepares its memory-fault exit
+ * for every failure to fault a guest_memfd page: fault_* always name the
+ * page, whether its state did not match or the kernel refused to fault
+ * it in (MADV_POPULATE_WRITE's EFAULT), so a VMM never reads garbage.
+ */
+static __attribute__((noinline)) void fault_fill(struct gmem_binding *b,
+						 uint64_t index,
+						 unsigned int access,
+						 struct gmem_pfn *pfn)
+{
+	pfn->fault_offset = (b->first + index) << b->g->page_shift;
+	pfn->fault_size = 1ULL << b->g->page_shift;
+	pfn->fault_flags = access == GMEM_ACCESS_PRIVATE ?
+			   GMEM_MEMORY_FAULT_PRIVATE : 0;
+}
+
 GMEM_EXPORT int gmem_get_pfn(struct gmem_binding *b, uint64_t index,
 			     unsigned int access, struct gmem_pfn *pfn)
 {
@@ -407,7 +419,10 @@ GMEM_EXPORT int gmem_get_pfn(struct gmem_binding *b, uint64_t index,
 	if (!atomic_load_explicit(&b->g->cb_thread, memory_order_relaxed) &&
 	    grant_fast(b, index, access, pfn))
 		return 0;
-	return get_slow(b, index, access, pfn);
+	ret = get_slow(b, index, access, pfn);
+	if (ret == -EFAULT)
+		fault_fill(b, index, access, pfn);
+	return ret;
 }
 
 /*

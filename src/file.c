@@ -126,17 +126,24 @@ err_free:
 
 GMEM_EXPORT void gmem_close(struct gmem *g)
 {
-	/* NULL, or called from one of g's callbacks: nothing to do. */
-	if (gmem_lock(g))
+	if (!g)
 		return;
+	/*
+	 * From one of g's callbacks: this thread holds g's lock, inside a
+	 * call that is changing the file.  The close waits until that call
+	 * is done with it (gmem_unlock_put()), so nothing leaks and the
+	 * change is not cut short.
+	 */
+	if (gmem_in_callback(g)) {
+		g->close_deferred = true;
+		return;
+	}
+	pthread_mutex_lock(&g->lock);
 	if (g->closed) {		/* double close while still held */
 		pthread_mutex_unlock(&g->lock);
 		return;
 	}
-	g->closed = true;
-	gmem_refs_wake(g);
-	if (g->bindings)
-		gmem_invalidate(g, 0, g->npages, GMEM_INVALIDATE_RELEASE);
+	gmem_mark_closed(g);
 	gmem_unlock_put(g);
 }
 

@@ -169,6 +169,8 @@ struct gmem {
 	unsigned int nr_user_views;
 	unsigned int nr_waiters;	/* threads in a GMEM_SET_ATTR_WAIT */
 	bool closed;			/* gmem_close() was called */
+	bool close_deferred;		/* ... from a callback: close at the
+					   end of this lock hold (lock.c) */
 
 	uint64_t vmas;			/* VMAs of this file in the budget */
 	uint64_t views_revoked;
@@ -256,6 +258,8 @@ void gmem_refs_wake(struct gmem *g);
 int gmem_lock(struct gmem *g);
 int gmem_lock_live(struct gmem *g);
 void gmem_unlock_put(struct gmem *g);
+/* Close g (lock held): -EBADF from now on, owners told RELEASE. */
+void gmem_mark_closed(struct gmem *g);
 
 static inline void gmem_cb_enter(struct gmem *g)
 {
@@ -265,6 +269,12 @@ static inline void gmem_cb_enter(struct gmem *g)
 static inline void gmem_cb_exit(struct gmem *g)
 {
 	atomic_store(&g->cb_thread, 0);
+}
+
+/* Is this thread inside one of g's callbacks (so holding g->lock)? */
+static inline bool gmem_in_callback(struct gmem *g)
+{
+	return atomic_load(&g->cb_thread) == (unsigned long)pthread_self();
 }
 
 /* view.c: all with g->lock held. */

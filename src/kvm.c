@@ -28,19 +28,51 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
 
 #include "backing.h"
 #include "kvm.h"
 #include "sys.h"
+
+/*
+ * Is fd a KVM VM (from KVM_CREATE_VM)?  0, or -EBADF for anything else:
+ * a closed fd, /dev/kvm itself, a guest_memfd, a tty on fd 0.  The name
+ * the kernel gives the file decides; without /proc, only an anonymous
+ * inode is probed, with KVM ioctls no other anonymous file answers:
+ * KVM_CHECK_EXTENSION works on a VM and /dev/kvm, KVM_GET_API_VERSION
+ * on /dev/kvm only.  Nothing is ever sent to a file of another kind.
+ */
+static int vm_check(int fd)
+{
+	unsigned int mode = 0;
+	char name[64];
+	int ret;
+
+	ret = sys_fd_name(fd, name, sizeof(name));
+	if (!ret)
+		return strcmp(name, "anon_inode:kvm-vm") ? -EBADF : 0;
+	if (ret == -EBADF)
+		return ret;
+	ret = sys_fd_mode(fd, &mode);
+	if (ret || (mode & S_IFMT))
+		return -EBADF;
+	if (sys_ioctl_val(fd, KVM_CHECK_EXTENSION, KVM_CAP_USER_MEMORY) <= 0 ||
+	    sys_ioctl_val(fd, KVM_GET_API_VERSION, 0) >= 0)
+		return -EBADF;
+	return 0;
+}
 
 /* The VM to create the guest_memfd on: the caller's, or one of ours. */
 static int vm_get(struct gmem_backing *b, int vm_fd)
 {
 	long ret;
 
-	if (vm_fd >= 0) {
-		b->vm_fd = vm_fd;
-		return 0;
+	if (vm_fd >= 0) {		/* the caller's: must really be a VM */
+		ret = vm_check(vm_fd);
+		if (!ret)
+			b->vm_fd = vm_fd;
+		return (int)ret;
 	}
 	b->kvm_fd = sys_open("/dev/kvm", O_RDWR);
 	if (b->kvm_fd < 0)

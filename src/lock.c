@@ -8,7 +8,10 @@
  * gmem_listener_unregister() or a waiter leaves last frees it, from
  * gmem_unlock_put().  After gmem_close() only those releases are
  * accepted; everything else returns -EBADF while the object still
- * exists.  The locking rules are next to the lock, in internal.h.
+ * exists.  A gmem_close() from inside one of the file's callbacks is
+ * deferred: the thread holds the lock then, and the close is done by
+ * the gmem_unlock_put() that ends the call that ran the callback.  The
+ * locking rules are next to the lock, in internal.h.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -106,12 +109,31 @@ static void end_invalidations(struct gmem *g)
 	g->inval_open = false;
 }
 
-/* Unlock g, freeing it if this was the last holder of a closed file. */
+void gmem_mark_closed(struct gmem *g)
+{
+	if (g->closed)
+		return;
+	g->closed = true;
+	gmem_refs_wake(g);
+	if (g->bindings)
+		gmem_invalidate(g, 0, g->npages, GMEM_INVALIDATE_RELEASE);
+}
+
+/*
+ * Unlock g, freeing it if this was the last holder of a closed file.
+ * A gmem_close() that a callback made during this lock hold takes
+ * effect first, while the lock is still held (file.c).
+ */
 void gmem_unlock_put(struct gmem *g)
 {
-	bool last = g->closed && !g->nr_user_views && !g->pins.nr &&
-		    !g->nr_waiters && !g->bindings && !g->listeners;
+	bool last;
 
+	if (g->close_deferred) {
+		g->close_deferred = false;
+		gmem_mark_closed(g);
+	}
+	last = g->closed && !g->nr_user_views && !g->pins.nr &&
+	       !g->nr_waiters && !g->bindings && !g->listeners;
 	if (g->inval_open)
 		end_invalidations(g);
 	pthread_mutex_unlock(&g->lock);

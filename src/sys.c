@@ -13,6 +13,7 @@
 #include <linux/falloc.h>
 #include <linux/userfaultfd.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -137,6 +138,33 @@ int sys_cloexec(int fd)
 {
 	INJECT(SYS_C_FILE);
 	return fcntl(fd, F_SETFD, FD_CLOEXEC) ? neg_errno() : 0;
+}
+
+int sys_fd_name(int fd, char *buf, size_t len)
+{
+	char path[32];
+	ssize_t n;
+
+	INJECT(SYS_C_FILE);
+	if (fd < 0 || fcntl(fd, F_GETFD) < 0)
+		return -EBADF;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, buf, len - 1);
+	if (n < 0)
+		return neg_errno();
+	buf[n] = '\0';
+	return 0;
+}
+
+int sys_fd_mode(int fd, unsigned int *mode)
+{
+	struct stat st;
+
+	INJECT(SYS_C_FILE);
+	if (fstat(fd, &st))
+		return neg_errno();
+	*mode = st.st_mode;
+	return 0;
 }
 
 int sys_pread_all(int fd, void *buf, size_t len, uint64_t off)

@@ -53,6 +53,11 @@ int sys_ftruncate(int fd, uint64_t size);
 int sys_fallocate(int fd, int mode, uint64_t off, uint64_t len);
 int sys_seal(int fd, int seals);
 int sys_cloexec(int fd);
+/* What /proc/self/fd/fd links to ("anon_inode:kvm-vm"): -EBADF if fd is
+ * not open, -ENOENT without /proc. */
+int sys_fd_name(int fd, char *buf, size_t len);
+/* fstat()'s st_mode (S_IFMT 0: an anonymous inode). */
+int sys_fd_mode(int fd, unsigned int *mode);
 int sys_pread_all(int fd, void *buf, size_t len, uint64_t off);
 int sys_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 /* n buffers of len bytes each, read from / written to off onwards. */

@@ -16,8 +16,10 @@
  *  - gmem_close(NULL), and 1000 create/close cycles leak no fd and no
  *    mapping.
  */
+#include <linux/kvm.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/mman.h>
 
 #include <gmem.h>
 
@@ -427,4 +429,134 @@ TEST(create_close_no_leak)
 	}
 	ASSERT_EQ(count_fds(), fds);
 	ASSERT_EQ(count_maps(), maps);
+}
+
+/* ---- (d) the VM of the kvm backend (issue 14) --------------------------- */
+
+/*
+ * A vm_fd that is not a KVM VM is -EBADF, checked before anything else
+ * is made: a zero-filled struct with only the backend set must not take
+ * fd 0 (here /dev/null) for a VM.  No /dev/kvm is needed for these.
+ */
+TEST(kvm_vm_fd_not_a_vm)
+{
+	struct gmem *sentinel = (struct gmem *)&sentinel, *g;
+	int null_fd, memfd, closed, fds;
+	int32_t bad[4];
+
+	null_fd = open("/dev/null", O_RDWR);
+	ASSERT_GE(null_fd, 0);
+	ASSERT_EQ(dup2(null_fd, 0), 0);		/* stdin: not a VM */
+	memfd = memfd_create("not-a-vm", MFD_CLOEXEC);
+	ASSERT_GE(memfd, 0);
+	closed = dup(null_fd);
+	ASSERT_GE(closed, 0);
+	close(closed);
+	bad[0] = 0;
+	bad[1] = null_fd;
+	bad[2] = memfd;
+	bad[3] = closed;
+	fds = count_fds();
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct gmem_create_args args = {
+			.size = ps, .flags = GMEM_FLAG_MMAP,
+			.backend = GMEM_BACKEND_KVM, .vm_fd = bad[i],
+		};
+
+		g = sentinel;
+		CASE_EQ(gmem_create(&args, &g), -EBADF);
+		ASSERT_TRUE(g == sentinel);
+		ASSERT_EQ(count_fds(), fds);
+	}
+	close(memfd);
+}
+
+/* /dev/kvm itself is not a VM either; a real VM is taken, even on fd 0. */
+TEST(kvm_vm_fd_real_vm)
+{
+	struct gmem_create_args args = {
+		.size = ps, .flags = GMEM_FLAG_MMAP,
+		.backend = GMEM_BACKEND_KVM,
+	};
+	struct gmem *g = NULL;
+	int kvm, vm, ret;
+
+	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (kvm < 0)
+		SKIP(return, "/dev/kvm: %s", strerror(errno));
+	args.vm_fd = kvm;
+	ASSERT_EQ(gmem_create(&args, &g), -EBADF);
+	ASSERT_NULL(g);
+	vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	ASSERT_GE(vm, 0);
+	ASSERT_EQ(dup2(vm, 0), 0);
+	close(vm);
+	args.vm_fd = 0;			/* a VM really on fd 0: accepted */
+	ret = gmem_create(&args, &g);
+	if (ret == -EOPNOTSUPP)
+		SKIP(return, "no guest_memfd with mmap (Linux >= 6.18)");
+	ASSERT_EQ(ret, 0);
+	gmem_close(g);
+	args.vm_fd = GMEM_KVM_NEW_VM;	/* and one libgmem makes */
+	ASSERT_EQ(gmem_create(&args, &g), 0);
+	gmem_close(g);
+	close(kvm);
+}
+
+/* ---- (e) named huge page flags (issue 14) ------------------------------- */
+
+_Static_assert(GMEM_FLAG_HUGE_2MB ==
+	       (GMEM_FLAG_HUGEPAGE | 21ULL << GMEM_HUGE_SHIFT), "2 MiB");
+_Static_assert(GMEM_FLAG_HUGE_1GB ==
+	       (GMEM_FLAG_HUGEPAGE | 30ULL << GMEM_HUGE_SHIFT), "1 GiB");
+_Static_assert(GMEM_HUGE_2MB == 21ULL << GMEM_HUGE_SHIFT, "2 MiB bits");
+_Static_assert(GMEM_HUGE_1GB == 30ULL << GMEM_HUGE_SHIFT, "1 GiB bits");
+
+/*
+ * The names and the shift encoding ask for the same thing: the same
+ * answer from gmem_create() (0, or -EOPNOTSUPP where THP is off), the
+ * same file; size bits alone, or two sizes at once, stay -EINVAL.
+ */
+TEST(huge_named_flags)
+{
+	static const struct {
+		uint64_t named, shift;
+	} same[] = {
+		{ GMEM_FLAG_HUGE_2MB, GMEM_FLAG_HUGEPAGE |
+		  21ULL << GMEM_HUGE_SHIFT },
+		{ GMEM_FLAG_HUGEPAGE | GMEM_HUGE_2MB, GMEM_FLAG_HUGEPAGE },
+		{ GMEM_FLAG_HUGE_2MB | GMEM_FLAG_HUGEPAGE, GMEM_FLAG_HUGE_2MB },
+	};
+	static const uint64_t bad[] = {
+		GMEM_HUGE_2MB, GMEM_HUGE_1GB, GMEM_FLAG_HUGE_2MB | GMEM_HUGE_1GB,
+	};
+	const uint64_t size = 2ULL << 20;
+	struct gmem *g = NULL;
+
+	if (gmem_test_backend() != GMEM_BACKEND_MEMFD)
+		SKIP(return, "huge pages are memfd-backend only");
+	for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+		struct gmem_stats a, b;
+		int r1, r2;
+
+		r1 = create(size, GMEM_FLAG_MMAP | same[i].named, &g);
+		if (!r1) {
+			ASSERT_EQ(gmem_stat(g, &a, sizeof(a)), 0);
+			gmem_close(g);
+		}
+		r2 = create(size, GMEM_FLAG_MMAP | same[i].shift, &g);
+		if (!r2) {
+			ASSERT_EQ(gmem_stat(g, &b, sizeof(b)), 0);
+			gmem_close(g);
+			CASE_EQ(a.size, b.size);
+		}
+		CASE_EQ(r1, r2);
+		ASSERT_TRUE(r1 == 0 || r1 == -EOPNOTSUPP);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		g = NULL;
+		CASE_EQ(create(1ULL << 30, GMEM_FLAG_MMAP | bad[i], &g),
+			-EINVAL);
+		ASSERT_NULL(g);
+	}
 }

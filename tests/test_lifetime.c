@@ -13,7 +13,10 @@
  *  - no fd and no mapping leaks, whatever the order of release, with
  *    three views (uffd and vma mode) and a pin;
  *  - gmem_munmap() with a wrong address or length, another file's view,
- *    the pin's address, or twice: -EINVAL, the view left intact.
+ *    the pin's address, or twice: -EINVAL, the view left intact;
+ *  - gmem_close() from an invalidate or a discard callback closes the
+ *    file once the call that ran the callback is done with it: that call
+ *    completes, owners are told RELEASE, and nothing leaks.
  */
 #include <linux/falloc.h>
 #include <stdbool.h>
@@ -456,4 +459,122 @@ TEST(munmap_invalid)
 {
 	GMEM_TEST_REQUIRE_BACKEND();
 	munmap_invalid_cases();
+}
+
+/* ---- (g) gmem_close() from a callback (issue 14) ------------------------ */
+
+struct closer {
+	struct gmem *g;
+	unsigned int reasons[4];	/* invalidate reasons, in order */
+	unsigned int nr;
+	unsigned int discards;
+};
+
+static void close_on_invalidate(void *owner, uint64_t offset, uint64_t size,
+				unsigned int reason)
+{
+	struct closer *c = owner;
+
+	(void)offset;
+	(void)size;
+	if (c->nr < 4)
+		c->reasons[c->nr] = reason;
+	c->nr++;
+	gmem_close(c->g);	/* deferred; a second time (RELEASE): no-op */
+}
+
+static void close_on_discard(void *opaque, uint64_t offset, uint64_t size)
+{
+	struct closer *c = opaque;
+
+	(void)offset;
+	(void)size;
+	c->discards++;
+	gmem_close(c->g);
+}
+
+static int populate_ok(void *opaque, uint64_t offset, uint64_t size)
+{
+	(void)opaque;
+	(void)offset;
+	(void)size;
+	return 0;
+}
+
+static const struct gmem_binding_ops closer_ops = {
+	.invalidate = close_on_invalidate,
+};
+static const struct gmem_listener_ops closer_listener_ops = {
+	.populate = populate_ok,
+	.discard = close_on_discard,
+};
+
+static void to_private(struct gmem *g, uint64_t page)
+{
+	struct gmem_attributes a = {
+		.offset = page * ps, .size = ps,
+		.attributes = GMEM_ATTR_PRIVATE,
+	};
+
+	ASSERT_EQ(gmem_set_attributes(g, &a), 0);
+}
+
+/*
+ * An invalidate callback that closes its file: the conversion that ran
+ * it completes, the file is closed when it returns (-EBADF, the owner
+ * told RELEASE), and unbinding frees everything.
+ */
+TEST(close_in_invalidate)
+{
+	struct gmem_stats st;
+	struct gmem_binding *b;
+	struct closer c = { 0 };
+	int fds, maps;
+
+	GMEM_TEST_REQUIRE_BACKEND();
+	c.g = create(4, GMEM_FLAG_MMAP | GMEM_FLAG_INIT_SHARED);
+	gmem_close(c.g);		/* warm up */
+	fds = count_fds();
+	maps = count_maps();
+	c.g = create(4, GMEM_FLAG_MMAP | GMEM_FLAG_INIT_SHARED);
+	ASSERT_EQ(gmem_bind(c.g, 0, 4 * ps, &closer_ops, &c, &b), 0);
+	to_private(c.g, 1);
+	ASSERT_EQ(c.nr, 2);
+	ASSERT_EQ(c.reasons[0], GMEM_INVALIDATE_CONVERT);
+	ASSERT_EQ(c.reasons[1], GMEM_INVALIDATE_RELEASE);
+	ASSERT_EQ(gmem_stat(c.g, &st, sizeof(st)), -EBADF);
+	ASSERT_EQ(gmem_unbind(b), 0);	/* the last holder: frees */
+	ASSERT_EQ(count_fds(), fds);
+	ASSERT_EQ(count_maps(), maps);
+}
+
+/* The same from a listener's discard, with a view holding the file too. */
+TEST(close_in_listener)
+{
+	struct gmem_listener *l;
+	struct gmem_stats st;
+	struct closer c = { 0 };
+	int fds, maps;
+	char *v;
+
+	GMEM_TEST_REQUIRE_BACKEND();
+	c.g = create(4, GMEM_FLAG_MMAP | GMEM_FLAG_INIT_SHARED);
+	gmem_close(c.g);		/* warm up */
+	fds = count_fds();
+	maps = count_maps();
+	c.g = create(4, GMEM_FLAG_MMAP | GMEM_FLAG_INIT_SHARED);
+	v = map(c.g, 0, 4);
+	fill(v, 5);
+	ASSERT_EQ(gmem_listener_register(c.g, 0, 4 * ps, &closer_listener_ops,
+					 &c, &l), 0);
+	to_private(c.g, 2);
+	ASSERT_EQ(c.discards, 1);
+	ASSERT_EQ(gmem_stat(c.g, &st, sizeof(st)), -EBADF);
+	/* The conversion was done: page 2 private, the others intact. */
+	ASSERT_SIGBUS(v + 2 * ps, 0);
+	ASSERT_EQ((uint8_t)v[0], 5);
+	ASSERT_EQ(gmem_listener_unregister(l), 0);
+	ASSERT_EQ(gmem_munmap(c.g, v, 4 * ps), 0);	/* frees */
+	ASSERT_EQ(count_fds(), fds);
+	ASSERT_EQ(count_maps(), maps);
 }

@@ -48,7 +48,7 @@
 #include <unistd.h>
 
 #include "gmemctl.h"
-#include "kvm.h"
+#include "gmem_kvm.h"
 #include "output.h"
 
 #define GUEST_RAM	(2 * MiB)
