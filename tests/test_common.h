@@ -8,7 +8,8 @@
  * Owns: the backend named by GMEM_TEST_BACKEND, the page size, the clock,
  * one gmem_set_attributes() call, whether a foreign runtime (ASan, TSan,
  * valgrind) shares the process, which fds and mappings are libgmem's,
- * counting them, and opening a userfaultfd the way libgmem does.
+ * counting them, opening a userfaultfd the way libgmem does, and the lock
+ * of the tests that change /sys.
  *
  * Why count only libgmem's fds and mappings under a foreign runtime: the
  * sanitizer runtimes and valgrind map memory and open files of their own
@@ -28,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -180,6 +182,28 @@ static inline int gmem_test_uffd_open(void)
 	if (fd < 0)
 		fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | 1);
 	return fd;
+}
+
+/*
+ * Tests that change /sys (THP, hugetlb pools) take this lock for the
+ * life of their process, so that two suites run at once on one machine
+ * (two checkouts, a package build) neither save the other's setting as
+ * the one to put back nor change it under the other's feet.  Without
+ * the lock file (no /run/lock, no rights) they go on unlocked.
+ */
+static inline void tc_sysfs_lock(void)
+{
+	static int fd = -1;
+
+	if (fd >= 0 || getenv("GMEM_TEST_NO_SYSFS"))
+		return;
+	fd = open("/run/lock/libgmem-test-sysfs.lock",
+		  O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		fd = open("/tmp/libgmem-test-sysfs.lock",
+			  O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		flock(fd, LOCK_EX);
 }
 
 #endif /* GMEM_TESTS_TEST_COMMON_H */

@@ -22,6 +22,7 @@
 
 #include "gmem.h"
 #include "harness.h"
+#include "test_common.h"
 
 #define MiB		(1ULL << 20)
 #define GiB		(1ULL << 30)
@@ -62,6 +63,12 @@ static int write_knob(const char *path, const char *val)
 	if (fclose(f))
 		ret = -errno;
 	return ret;
+}
+
+/* One suite at a time changes /sys on this machine (test_common.h). */
+static void __attribute__((constructor)) lock_sysfs(void)
+{
+	tc_sysfs_lock();
 }
 
 /* "always within_size advise [never] deny force" -> "never" */

@@ -80,8 +80,10 @@ static void __attribute__((constructor)) save_settings(void)
 {
 	char line[128];
 
-	if (getenv("GMEM_TEST_NO_SYSFS") ||
-	    knob_read(THP "shmem_enabled", line, sizeof(line)))
+	if (getenv("GMEM_TEST_NO_SYSFS"))
+		return;
+	tc_sysfs_lock();	/* before reading what to put back */
+	if (knob_read(THP "shmem_enabled", line, sizeof(line)))
 		return;
 	bracketed(line, saved_mode, sizeof(saved_mode));
 	knob_read(KHP "scan_sleep_millisecs", saved_sleep,
