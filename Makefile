@@ -9,8 +9,18 @@
 #   make V=1             show the commands
 #   make SANITIZE=address,undefined | SANITIZE=thread   sanitizer build
 
-VERSION    := 0.1.0
-SOVERSION  := 0
+# The version has one home, include/gmem.h's GMEM_VERSION_* macros; the
+# library's file name, its soname (the major number) and gmem.pc use it.
+gmem_version = $(shell sed -n 's/^\#define GMEM_VERSION_$(1)[[:space:]]\{1,\}\([0-9]\{1,\}\)$$/\1/p' include/gmem.h)
+VERSION_MAJOR := $(call gmem_version,MAJOR)
+VERSION_MINOR := $(call gmem_version,MINOR)
+VERSION_PATCH := $(call gmem_version,PATCH)
+VERSION    := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
+SOVERSION  := $(VERSION_MAJOR)
+ifeq ($(filter-out .,$(VERSION_MAJOR).$(VERSION_MINOR)),)
+$(error include/gmem.h: no GMEM_VERSION_MAJOR/MINOR/PATCH)
+endif
+
 PREFIX     ?= /usr/local
 LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
@@ -78,7 +88,7 @@ $(SHARED): $(LIB_PIC) src/libgmem.map
 	@ln -sf libgmem.so.$(VERSION) $(O)/libgmem.so.$(SOVERSION)
 	@ln -sf libgmem.so.$(VERSION) $(O)/libgmem.so
 
-$(O)/gmem.pc: gmem.pc.in Makefile
+$(O)/gmem.pc: gmem.pc.in Makefile include/gmem.h
 	@mkdir -p $(@D)
 	$(call say,GEN,$@)sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
