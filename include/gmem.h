@@ -72,6 +72,39 @@
 #ifndef GMEM_H
 #define GMEM_H
 
+/*
+ * Version.  The one place it is written: the Makefile reads these three
+ * lines for the library's file name, its soname (libgmem.so.MAJOR) and
+ * gmem.pc.  GMEM_VERSION compares as a number, e.g.
+ * "#if GMEM_VERSION >= GMEM_VERSION_NUM(0, 4, 0)"; GMEM_CHECK_VERSION
+ * asks the headers, gmem_check_version() the library the program runs
+ * with: true if it is major.minor or newer.  gmem_version(3).
+ */
+#define GMEM_VERSION_MAJOR 0
+#define GMEM_VERSION_MINOR 4
+#define GMEM_VERSION_PATCH 0
+#define GMEM_VERSION_NUM(major, minor, patch) \
+	((major) * 10000 + (minor) * 100 + (patch))	/* minor, patch < 100 */
+#define GMEM_VERSION \
+	GMEM_VERSION_NUM(GMEM_VERSION_MAJOR, GMEM_VERSION_MINOR, \
+			 GMEM_VERSION_PATCH)
+#define GMEM_CHECK_VERSION(major, minor) \
+	(GMEM_VERSION_MAJOR > (major) || \
+	 (GMEM_VERSION_MAJOR == (major) && GMEM_VERSION_MINOR >= (minor)))
+
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+int gmem_version_major(void);
+int gmem_version_minor(void);
+bool gmem_check_version(int major, int minor);
+#ifdef __cplusplus
+}
+#endif
+/* End of the version block. */
+
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>

@@ -20,6 +20,10 @@
 # too, as "# run-tests: NAME=value: N passed, N failed, N skipped"
 # ("default" for a group without settings), before the overall last line.
 #
+# Before that last line, a summary: every failed test as
+# "[NAME=value ]prog: test" (or what happened to the program), then the
+# skipped tests counted by the reason they gave, most frequent first.
+#
 # GMEM_TEST_WRAPPER, if set, is put in front of every program, split on
 # blanks, e.g. GMEM_TEST_WRAPPER="valgrind --error-exitcode=99 -q".
 
@@ -48,7 +52,9 @@ passed=0
 failed=0
 skipped=0
 log=$(mktemp) || exit 2
-trap 'rm -f "$log"' EXIT
+failures=$(mktemp) || exit 2	# one line per failed test or program
+skips=$(mktemp) || exit 2	# one line per skipped test: its reason
+trap 'rm -f "$log" "$failures" "$skips"' EXIT
 
 groups=0
 for arg in "$@"; do
@@ -82,9 +88,11 @@ for prog in "$@"; do
 		continue
 	fi
 	group_start=0
-	echo "# run-tests: ${settings[*]:+${settings[*]} }$prog"
+	label="${settings[*]:+${settings[*]} }$prog"
+	echo "# run-tests: $label"
 	if [[ ! -x $prog ]]; then
 		echo "# run-tests: $prog: not an executable file"
+		echo "$label: not an executable file" >> "$failures"
 		failed=$((failed + 1))
 		continue
 	fi
@@ -95,19 +103,25 @@ for prog in "$@"; do
 	elapsed=$((SECONDS - start))
 
 	line=$(grep -E "$closing_re" "$log" | tail -n 1)
+	awk -v l="$label" 'sub(/^not ok [0-9]+ /, "") { print l ": " $0 }' \
+		"$log" >> "$failures"
+	sed -n 's/^ok [0-9]* .* # SKIP \(.*\)/\1/p' "$log" >> "$skips"
 	if [[ $rc -eq 124 ]] ||
 	   [[ $rc -eq 137 && $elapsed -ge $timeout_s ]]; then
 		echo "# run-tests: $prog: timed out after ${timeout_s} s"
+		echo "$label: timed out after ${timeout_s} s" >> "$failures"
 		failed=$((failed + 1))
 		continue
 	fi
 	if [[ $rc -gt 128 ]]; then
 		echo "# run-tests: $prog: killed by signal $((rc - 128))"
+		echo "$label: killed by signal $((rc - 128))" >> "$failures"
 		failed=$((failed + 1))
 		continue
 	fi
 	if [[ ! $line =~ $closing_re ]]; then
 		echo "# run-tests: $prog: no closing line (exit status $rc)"
+		echo "$label: no closing line (exit status $rc)" >> "$failures"
 		failed=$((failed + 1))
 		continue
 	fi
@@ -117,10 +131,19 @@ for prog in "$@"; do
 	skipped=$((skipped + s))
 	if [[ $rc -ne 0 && $f -eq 0 ]]; then
 		echo "# run-tests: $prog: exit status $rc with 0 failures"
+		echo "$label: exit status $rc with 0 failures" >> "$failures"
 		failed=$((failed + 1))
 	fi
 done
 end_group
 
+if [[ -s $failures ]]; then
+	echo "# run-tests: failed ($(wc -l < "$failures")):"
+	sed 's/^/#   /' "$failures"
+fi
+if [[ -s $skips ]]; then
+	echo "# run-tests: skipped ($(wc -l < "$skips")), by reason:"
+	sort "$skips" | uniq -c | sort -s -k1,1nr | sed 's/^ */#   /'
+fi
 echo "$passed passed, $failed failed, $skipped skipped"
 [[ $failed -eq 0 ]]
