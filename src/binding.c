@@ -317,7 +317,7 @@ static int get_locked(struct gmem *g, struct gmem_binding *b, uint64_t index,
 	if (gmem_poisoned(g, page))
 		return -EHWPOISON;
 	if (gmem_state_get(&g->state, page) != access)
-		return -EFAULT;		/* gmem_get_pfn() fills fault_* */
+		return -EFAULT;		/* get_slow() fills fault_* */
 	order = pfn_order(g, b, page, access);
 	if (access == GMEM_ACCESS_PRIVATE) {
 		uint64_t rehomed = g->rehomed;
@@ -367,9 +367,24 @@ static int get_locked(struct gmem *g, struct gmem_binding *b, uint64_t index,
 }
 
 /*
+ * Every -EFAULT is a memory fault, as KVM prepares its memory-fault exit
+ * for every failure to fault a guest_memfd page: fault_* always name the
+ * page, whether its state did not match or the kernel refused to fault
+ * it in (MADV_POPULATE_WRITE's EFAULT), so a VMM never reads garbage.
+ */
+static void fault_fill(struct gmem_binding *b, uint64_t index,
+		       unsigned int access, struct gmem_pfn *pfn)
+{
+	pfn->fault_offset = (b->first + index) << b->g->page_shift;
+	pfn->fault_size = 1ULL << b->g->page_shift;
+	pfn->fault_flags = access == GMEM_ACCESS_PRIVATE ?
+			   GMEM_MEMORY_FAULT_PRIVATE : 0;
+}
+
+/*
  * Out of line, so that the fast path is a leaf that saves no registers:
  * a grant while some callback of the file runs (on this thread it must
- * not, as for the lock), then the lock.
+ * not, as for the lock), then the lock; fault_* on every -EFAULT.
  */
 static __attribute__((noinline)) int get_slow(struct gmem_binding *b,
 					      uint64_t index,
@@ -388,24 +403,9 @@ static __attribute__((noinline)) int get_slow(struct gmem_binding *b,
 		return ret;
 	ret = get_locked(g, b, index, access, pfn);
 	gmem_unlock_put(g);
+	if (ret == -EFAULT)
+		fault_fill(b, index, access, pfn);
 	return ret;
-}
-
-/*
- * Every -EFAULT is a memory fault, as KVM prepares its memory-fault exit
- * for every failure to fault a guest_memfd page: fault_* always name the
- * page, whether its state did not match or the kernel refused to fault
- * it in (MADV_POPULATE_WRITE's EFAULT), so a VMM never reads garbage.
- */
-static __attribute__((noinline)) void fault_fill(struct gmem_binding *b,
-						 uint64_t index,
-						 unsigned int access,
-						 struct gmem_pfn *pfn)
-{
-	pfn->fault_offset = (b->first + index) << b->g->page_shift;
-	pfn->fault_size = 1ULL << b->g->page_shift;
-	pfn->fault_flags = access == GMEM_ACCESS_PRIVATE ?
-			   GMEM_MEMORY_FAULT_PRIVATE : 0;
 }
 
 GMEM_EXPORT int gmem_get_pfn(struct gmem_binding *b, uint64_t index,
@@ -419,10 +419,7 @@ GMEM_EXPORT int gmem_get_pfn(struct gmem_binding *b, uint64_t index,
 	if (!atomic_load_explicit(&b->g->cb_thread, memory_order_relaxed) &&
 	    grant_fast(b, index, access, pfn))
 		return 0;
-	ret = get_slow(b, index, access, pfn);
-	if (ret == -EFAULT)
-		fault_fill(b, index, access, pfn);
-	return ret;
+	return get_slow(b, index, access, pfn);	/* fills fault_* */
 }
 
 /*

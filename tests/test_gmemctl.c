@@ -15,6 +15,7 @@
 #include <limits.h>
 #include <sys/wait.h>
 
+#include "gmem.h"
 #include "harness.h"
 
 struct run {
@@ -170,6 +171,22 @@ TEST(help_everywhere)
 		EXPECT_HAS(r.out, "exit status: 0 ok, 1 failure, 2 usage");
 		EXPECT_EQ(r.err[0], '\0');
 	}
+}
+
+/* --version names the version the tool was built with and the library's. */
+TEST(version)
+{
+	char want[64];
+	struct run r;
+
+	snprintf(want, sizeof(want), "gmemctl %d.%d.%d (libgmem %d.%d)\n",
+		 GMEM_VERSION_MAJOR, GMEM_VERSION_MINOR, GMEM_VERSION_PATCH,
+		 gmem_version_major(), gmem_version_minor());
+	RUN(&r, "--version");
+	EXPECT_EQ(r.status, 0);
+	EXPECT_HAS(r.out, want);
+	EXPECT_EQ(strlen(r.out), strlen(want));
+	EXPECT_EQ(r.err[0], '\0');
 }
 
 TEST(usage_errors_exit_2)

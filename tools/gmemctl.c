@@ -42,6 +42,7 @@ static const struct cmd cmds[] = {
 static const char usage[] =
 "usage: gmemctl <command> [options]\n"
 "       gmemctl <command> --help\n"
+"       gmemctl --version\n"
 "\n"
 "gmemctl drives libgmem, guest_memfd for userspace: one guest-memory\n"
 "file whose pages are shared or private, converted in place.\n"
@@ -73,6 +74,14 @@ int main(int argc, char **argv)
 	out_init(OUT_TEXT);
 	if (!name)
 		return print_usage(true);
+	if (!strcmp(name, "--version") || !strcmp(name, "-V")) {
+		/* The library it runs with, and the headers it was built
+		 * against: they differ when libgmem.so was replaced. */
+		printf("gmemctl %d.%d.%d (libgmem %d.%d)\n", GMEM_VERSION_MAJOR,
+		       GMEM_VERSION_MINOR, GMEM_VERSION_PATCH,
+		       gmem_version_major(), gmem_version_minor());
+		return 0;
+	}
 	if (!strcmp(name, "--help") || !strcmp(name, "-h") ||
 	    !strcmp(name, "help")) {
 		if (argc > 2 && strcmp(name, "help") == 0) {
