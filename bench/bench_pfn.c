@@ -16,6 +16,9 @@
  *                     against the same lookup taking a reference (an
  *                     atomic increment of a per-page count), which is
  *                     what handing out a page safely costs at least
+ *   table_three_levels  the lookup itself, in three levels of nodes
+ *                     against the flat table libgmem uses (no target:
+ *                     the measurement behind src/refs.h)
  *   pfn_threads       get + put throughput of 2 threads against 1, each
  *                     on its own pages, while a third thread converts
  *                     other pages of the binding (one conversion each
@@ -351,6 +354,113 @@ static double touch_gmem(uint64_t size)
 	return (double)t / (double)(size / PAGE);
 }
 
+/*
+ * Why the per-page words are one flat array (src/refs.h): the same
+ * lookup (one word, READY test, three fields filled, not inlined) in a
+ * flat NORESERVE mapping against three levels of nodes (a top array,
+ * 512-pointer middles, 64-word leaves from malloc, interleaved with
+ * other allocations as a long-running process's heap is).
+ */
+struct tnode_leaf { _Atomic uint64_t w[64]; };
+struct tnode_mid { struct tnode_leaf *l[512]; };
+
+static __attribute__((noinline)) int look3(struct tnode_mid **top,
+					   uint64_t i, struct gmem_pfn *p)
+{
+	struct tnode_mid *m = top[i >> 15];
+	struct tnode_leaf *l = m ? m->l[(i >> 6) & 511] : NULL;
+	uint64_t w = l ? atomic_load_explicit(&l->w[i & 63],
+					      memory_order_acquire) : 0;
+
+	if (!(w & 1))
+		return -1;
+	p->addr = (void *)(uintptr_t)(i << 12);
+	p->offset = i << 12;
+	p->order = (unsigned int)(w >> 50) & 31;
+	return 0;
+}
+
+static __attribute__((noinline)) int look_flat(_Atomic uint64_t *f,
+					       uint64_t i, struct gmem_pfn *p)
+{
+	uint64_t w = atomic_load_explicit(&f[i], memory_order_acquire);
+
+	if (!(w & 1))
+		return -1;
+	p->addr = (void *)(uintptr_t)(i << 12);
+	p->offset = i << 12;
+	p->order = (unsigned int)(w >> 50) & 31;
+	return 0;
+}
+
+static void table_shape(unsigned int rounds, uint64_t npages, uint64_t ops)
+{
+	double flat[BENCH_MAX_ROUNDS], three[BENCH_MAX_ROUNDS];
+	uint64_t nmid = (npages + 32767) / 32768, seed = 7;
+	struct tnode_mid **top = calloc(nmid, sizeof(*top));
+	_Atomic uint64_t *f = mmap(NULL, npages * 8, PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS |
+				   MAP_NORESERVE, -1, 0);
+	uint32_t *idx = malloc(ops * sizeof(*idx));
+	void **spread = calloc(npages / 64, sizeof(*spread));
+	struct gmem_pfn pfn;
+	int bad = 0;
+
+	if (!top || f == MAP_FAILED || !idx || !spread)
+		bench_die("out of memory");
+	for (uint64_t i = 0; i < npages; i++) {
+		struct tnode_mid **m = &top[i >> 15];
+
+		if (!*m && !(*m = calloc(1, sizeof(**m))))
+			bench_die("out of memory");
+		struct tnode_leaf **l = &(*m)->l[(i >> 6) & 511];
+
+		if (!*l) {
+			*l = calloc(1, sizeof(**l));
+			spread[i >> 6] = malloc(200);	/* the rest of a heap */
+			if (!*l || !spread[i >> 6])
+				bench_die("out of memory");
+		}
+		(*l)->w[i & 63] = 1;
+		f[i] = 1;
+	}
+	for (uint64_t n = 0; n < ops; n++)
+		idx[n] = (uint32_t)(bench_rand(&seed) % npages);
+	for (unsigned int r = 0; r < rounds; r++) {
+		for (int k = 0; k < 2; k++) {
+			uint64_t t = bench_now();
+
+			if ((k + r) & 1) {
+				for (uint64_t n = 0; n < ops; n++) {
+					bad |= look3(top, idx[n], &pfn);
+					sink += (uintptr_t)pfn.addr;
+				}
+				three[r] = (double)(bench_now() - t) / ops;
+			} else {
+				for (uint64_t n = 0; n < ops; n++) {
+					bad |= look_flat(f, idx[n], &pfn);
+					sink += (uintptr_t)pfn.addr;
+				}
+				flat[r] = (double)(bench_now() - t) / ops;
+			}
+		}
+	}
+	bench_check(bad, "lookup");
+	bench_report_paired("table_three_levels", ops, three, "flat_table",
+			    flat, rounds, NO_TARGET);
+	for (uint64_t i = 0; i < nmid; i++) {
+		for (int j = 0; top[i] && j < 512; j++)
+			free(top[i]->l[j]);
+		free(top[i]);
+	}
+	for (uint64_t i = 0; i < npages / 64; i++)
+		free(spread[i]);
+	free(spread);
+	free(top);
+	free(idx);
+	munmap((void *)f, npages * 8);
+}
+
 static void first_touch(unsigned int rounds, uint64_t size)
 {
 	double ours[BENCH_MAX_ROUNDS], base[BENCH_MAX_ROUNDS];
@@ -380,6 +490,7 @@ int main(int argc, char **argv)
 		refs_scale("pfn_refs_1t", 1024 * GiB, rounds, 1000000);
 	}
 	present(rounds, quick ? 256ULL << 20 : GiB, quick ? 500000 : 2000000);
+	table_shape(rounds, quick ? 65536 : 262144, quick ? 500000 : 2000000);
 	threads(quick ? 3 : 7, quick ? 100 : 300);
 	first_touch(rounds, quick ? 64ULL << 20 : 256ULL << 20);
 	return 0;
