@@ -9,9 +9,9 @@
  * (MADV_NOHUGEPAGE, whatever the THP setting) per 512 pages reached,
  * so never more than 8 bytes per page of the binding (0.2%), and
  * nothing for the rest of a sparse file.  A lookup is one load, like
- * a flat array of page addresses (bench/bench_pfn.c measured three
- * levels of nodes at 2.4-5x that: the pointer chase and the spread of the
- * nodes in the heap cost more than the load).  A bitmap, one bit per
+ * a flat array of page addresses (bench_pfn's table_three_levels:
+ * three levels of nodes cost 1.6-1.7x that, the pointer chase and the
+ * nodes' spread in the heap).  A bitmap, one bit per
  * 4 KiB of table, records what was written, so that walks skip the rest.
  *
  * The word:
