@@ -67,21 +67,38 @@ ALL_LDLIBS := $(LDLIBS) -pthread
 # build-flags, gmem.pc on install-dirs.  Not written by clean/uninstall.
 BUILD_FLAGS  := $(CC) | $(ALL_CPPFLAGS) | $(ALL_CFLAGS) | $(ALL_LDFLAGS) | $(ALL_LDLIBS)
 INSTALL_DIRS := $(PREFIX) | $(LIBDIR) | $(INCLUDEDIR)
+# make -n and -q change nothing: a stamp that differs is only treated
+# as out of date (phony), so they still report the rebuild.
+DRY_RUN := $(findstring n,$(firstword -$(MAKEFLAGS)))$(findstring q,$(firstword -$(MAKEFLAGS)))
 ifneq ($(filter-out clean uninstall,$(or $(MAKECMDGOALS),all)),)
 ifneq ($(file < $(O)/build-flags),$(BUILD_FLAGS))
+ifeq ($(DRY_RUN),)
 $(shell mkdir -p $(O))
 $(file > $(O)/build-flags,$(BUILD_FLAGS))
+else
+.PHONY: $(O)/build-flags
+endif
 endif
 ifneq ($(file < $(O)/install-dirs),$(INSTALL_DIRS))
+ifeq ($(DRY_RUN),)
 $(shell mkdir -p $(O))
 $(file > $(O)/install-dirs,$(INSTALL_DIRS))
+else
+.PHONY: $(O)/install-dirs
 endif
 endif
-# Made again after a "make clean all" removed them.
+endif
+# Made again after a "make clean all" removed them; under -n or -q the
+# recipe is expanded too, so it writes nothing there.
+ifeq ($(DRY_RUN),)
 $(O)/build-flags:
 	$(shell mkdir -p $(@D))$(file > $@,$(BUILD_FLAGS))
 $(O)/install-dirs:
 	$(shell mkdir -p $(@D))$(file > $@,$(INSTALL_DIRS))
+else
+$(O)/build-flags $(O)/install-dirs:
+	@:
+endif
 
 ifeq ($(V),1)
 Q :=

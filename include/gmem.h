@@ -277,8 +277,9 @@ struct gmem_binding_ops {
 	 * [offset, offset + size) of the file (clipped to the binding) must
 	 * no longer be used by the owner: drop every mapping of it before
 	 * returning.  Runs with the file's lock held, so it must not call
-	 * libgmem for the same file (those calls fail with -EDEADLK).  Never
-	 * runs after gmem_unbind() has returned.
+	 * libgmem for the same file (those calls fail with -EDEADLK; a
+	 * gmem_close() is deferred to the end of the call that ran the
+	 * callback).  Never runs after gmem_unbind() has returned.
 	 */
 	void (*invalidate)(void *owner, uint64_t offset, uint64_t size,
 			   unsigned int reason);
