@@ -154,7 +154,7 @@ static void fill(struct gmem_binding *b, uint64_t index, uint64_t w,
 {
 	uint64_t off = index << b->shift;
 
-	pfn->addr = b->base + off;
+	pfn->addr = atomic_load_explicit(&b->base, memory_order_relaxed) + off;
 	pfn->offset = (b->first << b->shift) + off;
 	pfn->order = (unsigned int)((w & REF_ORDER_MASK) >> REF_ORDER_SHIFT);
 }
@@ -338,7 +338,9 @@ static int get_locked(struct gmem *g, struct gmem_binding *b, uint64_t index,
 	ret = gmem_backing_window(&g->b);
 	if (ret)
 		return ret;
-	b->base = g->b.window + off_of(g, b->first);
+	if (!atomic_load_explicit(&b->base, memory_order_relaxed))
+		atomic_store_explicit(&b->base, g->b.window +
+				      off_of(g, b->first), memory_order_relaxed);
 	slot = gmem_refs_slot_make(&b->refs, index);
 	if (!slot)
 		return -ENOMEM;

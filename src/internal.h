@@ -222,8 +222,9 @@ struct gmem_binding {
 	 * released (gmem_unlock_put()), after the change it announced.
 	 */
 	struct gmem_refs refs;
-	char *base;			/* the window at first: set before
-					 * any READY (the fast path's) */
+	_Atomic(char *) base;		/* the window at first: set once,
+					 * before any READY (the fast path
+					 * reads it after the word's acquire) */
 	unsigned int shift;		/* the file's page_shift */
 	_Atomic uint64_t inval_seq;
 	_Atomic unsigned int inval_active;
