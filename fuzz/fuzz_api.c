@@ -1136,7 +1136,7 @@ static void unbind(int k)
 	CHECK_RET(gmem_unbind(b->b), 0, "unbind");
 	b->o->unbound = true;
 	for (uint64_t p = 0; p < M.npages; p++)
-		M.pfn_refs -= b->sref[p] + b->pref[p];
+		M.pfn_refs -= b->sref[p];	/* private ones are not counted */
 	free(b->sref);
 	free(b->pref);
 	memset(b, 0, sizeof(*b));
@@ -1188,11 +1188,12 @@ static void op_get_pfn(struct input *in)
 	if (ret)
 		return;
 	CHECK(pfn.offset == p * M.ps && pfn.order == 0, "get_pfn offset");
-	if (access)
+	if (access) {
 		b->pref[p]++;
-	else
+	} else {
 		b->sref[p]++;
-	M.pfn_refs++;
+		M.pfn_refs++;	/* only shared references are counted */
+	}
 	/* The guest view shows the page, private or not. */
 	CHECK(!memcmp(pfn.addr, M.data + p * M.ps, M.ps),
 	      "page %llu (%s) through the guest view: contents differ",
@@ -1217,11 +1218,15 @@ static void op_put_pfn(struct input *in)
 		return;
 	}
 	refs = access ? b->pref : b->sref;
-	CHECK_RET(ret, refs[b->o->first + i] ? 0 : -EINVAL, "put_pfn");
-	if (ret)
+	/* A private put is never refused: private references are not
+	 * counted (gmem_bind(3)). */
+	CHECK_RET(ret, access || refs[b->o->first + i] ? 0 : -EINVAL,
+		  "put_pfn");
+	if (ret || !refs[b->o->first + i])
 		return;
 	refs[b->o->first + i]--;
-	M.pfn_refs--;
+	if (!access)
+		M.pfn_refs--;
 }
 
 /* ---- listeners ------------------------------------------------------ */
