@@ -81,7 +81,7 @@
  * with: true if it is major.minor or newer.  gmem_version(3).
  */
 #define GMEM_VERSION_MAJOR 0
-#define GMEM_VERSION_MINOR 4
+#define GMEM_VERSION_MINOR 5
 #define GMEM_VERSION_PATCH 0
 #define GMEM_VERSION_NUM(major, minor, patch) \
 	((major) * 10000 + (minor) * 100 + (patch))	/* minor, patch < 100 */
@@ -423,7 +423,104 @@ struct gmem_stats {
 	uint64_t rehomed;		/* pages given a fresh page */
 	uint64_t rehome_busy;		/* re-homes refused: a 2 MiB page
 					   still referenced by the kernel */
+	/* Peers (gmem_export), owner side: */
+	uint64_t peers;			/* attached now */
+	uint64_t peer_changes;		/* changes peers confirmed */
+	uint64_t peers_lost;		/* died, detached or cut off */
+	uint64_t peers_cut;		/* of which cut off (no answer) */
+	uint64_t peer_pinned;		/* bytes peers hold pinned */
 };
+
+/*
+ * Peers: the VMM's other processes that map guest memory (vhost-user
+ * back-ends, virtiofsd, device models).  The owner, the process that
+ * created the file, exports a range of it over a connected AF_UNIX
+ * stream socket; the peer, a process linking libgmem, attaches on the
+ * other end and gets a struct gmem of its own, a peer file, whose host
+ * views and pins obey the owner's state exactly as local ones do:
+ * shared pages accessible, private (and poisoned) ones SIGBUS.  A
+ * conversion to private returns only after every peer has hidden the
+ * pages in all its views; a conversion to shared only after every peer
+ * shows them (and its listeners were told); a peer's pins hold
+ * conversions to private back like local pins.  gmem(7), PEERS, has the
+ * protocol, the trust model and what a dead or stuck peer costs.
+ */
+struct gmem_peer;			/* owner side: one attached peer */
+
+/* gmem_export_args.flags */
+#define GMEM_EXPORT_NO_KILL	(1ULL << 0)	/* never SIGKILL this peer when
+						   it stops answering: its
+						   mappings then outlive the
+						   cut-off (gmem(7), PEERS) */
+
+#define GMEM_PEER_TIMEOUT_MS	1000		/* timeout_ms 0 means this */
+
+struct gmem_export_args {
+	uint64_t offset;		/* the range the peer may map: page */
+	uint64_t size;			/* aligned, inside the file, size > 0 */
+	uint64_t flags;			/* GMEM_EXPORT_* */
+	uint32_t timeout_ms;		/* how long the owner waits for this
+					   peer (attach, each change) */
+	uint32_t pad;			/* must be 0 */
+	uint64_t reserved[4];		/* must be 0 */
+};
+
+/*
+ * Export [offset, offset + size) of g to the peer on the other end of
+ * sock (AF_UNIX, SOCK_STREAM, connected), which must call gmem_attach()
+ * within timeout_ms.  On success the library owns sock and *out is the
+ * peer until gmem_unexport(); on failure the caller keeps sock.
+ * -EINVAL: bad arguments; -ENOTSOCK/-EPROTOTYPE: not a connected unix
+ * stream socket; -ETIMEDOUT: the peer did not attach in time;
+ * -EPROTO: it spoke something else; -EPERM: the peer could not be
+ * killed if it stops answering (another user) and GMEM_EXPORT_NO_KILL
+ * was not given; -EOPNOTSUPP: a 1 GiB hugetlb file (one file per
+ * region, swapped by re-homing: not exportable yet).
+ */
+int gmem_export(struct gmem *g, int sock, const struct gmem_export_args *a,
+		struct gmem_peer **out);
+/*
+ * Owner side: 0 while the peer is attached, else why it is not:
+ * -ECONNRESET (it died or detached), -ETIMEDOUT (cut off: it stopped
+ * answering), -ESHUTDOWN (gmem_unexport() or the file was closed).
+ */
+int gmem_peer_status(const struct gmem_peer *p);
+/* Cut the peer off (if still attached), drop its pins, free p. */
+int gmem_unexport(struct gmem_peer *p);
+
+struct gmem_attach_args {
+	uint64_t flags;			/* must be 0 */
+	uint32_t timeout_ms;		/* how long to wait for the owner's
+					   first message; 0: the default */
+	uint32_t pad;			/* must be 0 */
+	uint64_t reserved[6];		/* must be 0 */
+};
+
+/*
+ * Peer side: attach to the file exported on the other end of sock.  On
+ * success the library owns sock and *out is a peer file: gmem_mmap(),
+ * gmem_munmap(), gmem_pin(), gmem_unpin(), gmem_get_attributes(),
+ * gmem_listener_register()/_unregister(), gmem_stat(), gmem_get_fd() and
+ * gmem_close() work on it, with file offsets (inside the exported
+ * range); whatever would change the file (conversion, fallocate,
+ * populate, bindings, memory failure, gmem_kvm_memslot()) fails -EPERM.
+ * A thread of the library's serves the owner's changes.  Once the owner
+ * is gone, the state stays as it last was and gmem_pin() fails
+ * -ENOTCONN.  -ETIMEDOUT, -EPROTO as gmem_export().
+ */
+int gmem_attach(int sock, const struct gmem_attach_args *a,
+		struct gmem **out);
+
+/*
+ * The backing file that holds offset, for what needs a plain fd
+ * (vhost-user's memory regions, a peer protocol of the VMM's own):
+ * *fd (the library's: do not close it; valid while g lives), offset's
+ * offset in it, and how many bytes from offset it holds.  UNGUARDED:
+ * whatever maps, reads or writes that fd reaches private pages too;
+ * gmem(7), PEERS.  Owner and peer files alike.
+ */
+int gmem_get_fd(struct gmem *g, uint64_t offset, int *fd,
+		uint64_t *fd_offset, uint64_t *len);
 
 /*
  * Fill the first size bytes of *st (size <= sizeof(*st)); new fields are

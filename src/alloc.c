@@ -103,6 +103,9 @@ static int punch(struct gmem *g, uint64_t start, uint64_t end)
 		struct unpoison u = { start, end };
 
 		ret = gmem_views_apply(g, &ch, NULL, drop_poison, &u);
+		/* A show: a peer that fails it is cut off, nothing to undo. */
+		if (!ret)
+			gmem_peers_change(g, &ch);
 	}
 	return ret;
 }
@@ -123,6 +126,8 @@ GMEM_EXPORT int gmem_fallocate(struct gmem *g, int mode, uint64_t offset,
 		return -EINVAL;
 	if (!(mode & FALLOC_FL_PUNCH_HOLE) && offset + len > g->size)
 		return -EINVAL;
+	if (gmem_is_peer(g))
+		return -EPERM;
 	ret = gmem_lock_live(g);
 	if (ret)
 		return ret;
@@ -151,6 +156,8 @@ GMEM_EXPORT ssize_t gmem_populate(struct gmem *g, uint64_t offset,
 	if ((offset & (off_of(g, 1) - 1)) || offset + len < offset ||
 	    offset + len > g->size)
 		return -EINVAL;
+	if (gmem_is_peer(g))
+		return -EPERM;
 	ret = gmem_lock_live(g);
 	if (ret)
 		return ret;

@@ -149,6 +149,34 @@ int gmem_backing_create(struct gmem_backing *b,
 	return 0;
 }
 
+int gmem_backing_import(struct gmem_backing *b, enum gmem_backing_kind kind,
+			int fd, uint64_t size, unsigned int huge_shift)
+{
+	int ret;
+
+	*b = (struct gmem_backing){
+		.kind = kind, .size = size, .huge_shift = huge_shift,
+		.fd = -1, .hole_fd = -1, .vm_fd = -1, .kvm_fd = -1,
+		.imported = true,
+	};
+	b->page_shift = (unsigned int)__builtin_ctzl(
+				(unsigned long)sysconf(_SC_PAGESIZE));
+	b->npages = b->size >> b->page_shift;
+	if (kind == GMEM_BACKING_HUGETLB || (kind == GMEM_BACKING_THP) !=
+	    (huge_shift == 21) || (huge_shift && huge_shift != 21))
+		return -EPROTO;
+	ret = map_init();
+	if (ret)
+		return ret;
+	ret = b->hole_fd = map_hole_fd();
+	if (ret < 0) {
+		b->hole_fd = -1;
+		return ret;
+	}
+	b->fd = fd;
+	return 0;
+}
+
 void gmem_backing_destroy(struct gmem_backing *b)
 {
 	if (b->window)
@@ -234,6 +262,8 @@ int gmem_backing_window(struct gmem_backing *b)
 
 	if (b->window)
 		return 0;
+	if (b->imported)	/* a peer never maps private pages */
+		return -EPERM;
 	ret = gmem_backing_map_new(b, 0, b->size, PROT_READ | PROT_WRITE, &p);
 	if (!ret)
 		b->window = p;

@@ -63,6 +63,8 @@ struct gmem_backing {
 	int kvm_fd;			/* /dev/kvm if we made the VM, or -1 */
 	bool own_vm;
 	bool kvm_inplace;		/* the kernel converts in place too */
+	bool imported;			/* a peer's: another process's file,
+					   never a window (attach.c) */
 };
 
 struct gmem_backing_args {
@@ -76,6 +78,13 @@ struct gmem_backing_args {
 int gmem_backing_create(struct gmem_backing *b,
 			const struct gmem_backing_args *a);
 void gmem_backing_destroy(struct gmem_backing *b);
+/*
+ * A peer's backing: fd is another process's file of kind (not hugetlb),
+ * received over a socket; taken over on success.  It never has a
+ * window: gmem_backing_window() and what needs it fail -EPERM.
+ */
+int gmem_backing_import(struct gmem_backing *b, enum gmem_backing_kind kind,
+			int fd, uint64_t size, unsigned int huge_shift);
 
 static inline uint64_t gmem_backing_off(const struct gmem_backing *b,
 					uint64_t page)

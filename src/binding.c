@@ -67,6 +67,8 @@ GMEM_EXPORT int gmem_bind(struct gmem *g, uint64_t offset, uint64_t size,
 	if (!g || !ops || !ops->invalidate || !out ||
 	    !gmem_range_ok(g, offset, size))
 		return -EINVAL;
+	if (gmem_is_peer(g))
+		return -EPERM;
 	ret = gmem_lock_live(g);
 	if (ret)
 		return ret;
@@ -478,6 +480,8 @@ GMEM_EXPORT int gmem_kvm_memslot(struct gmem *g, int *gmem_fd,
 
 	if (!gmem_fd || !guest_addr)
 		return -EINVAL;
+	if (g && gmem_is_peer(g))
+		return -EPERM;
 	ret = gmem_lock_live(g);
 	if (ret)
 		return ret;

@@ -138,6 +138,15 @@ static int populate_mid(struct gmem *g, void *arg)
 	return ret;
 }
 
+/* Last, once every local view shows the pages: the peers show them. */
+static int peers_post(struct gmem *g, void *arg)
+{
+	struct tx *t = arg;
+	struct gmem_change ch = { t->start, t->end, 0, -1, -1, -1 };
+
+	return gmem_peers_change(g, &ch);
+}
+
 /* Wait until no pin holds [start, end) back (or fail -EAGAIN). */
 static int wait_pins(struct gmem *g, struct gmem_attributes *a,
 		     uint64_t start, uint64_t end, unsigned int val, int *was)
@@ -199,16 +208,22 @@ static int convert_locked(struct gmem *g, struct gmem_attributes *a)
 	gmem_huge_before(g, start, end);
 	if (val) {
 		gmem_invalidate_changing(g, start, end, val);
+		/* Peers first: hiding needs no undo if the rest fails. */
+		ret = gmem_peers_change(g, &ch);
+		if (ret)
+			goto err;
 		ret = gmem_views_apply(g, &ch, rehome_prepare, rehome_post, &t);
 		if (ret) {
 			gmem_rehome_undo(g, start, end);
+			gmem_peers_resync(g, start, end);
 			goto err;
 		}
 		gmem_listeners_discard(g, start, end, 0);
 	} else {
 		ret = gmem_rehome_to_shared(g, start, end);
 		if (!ret)
-			ret = gmem_views_apply(g, &ch, populate_mid, NULL, &t);
+			ret = gmem_views_apply(g, &ch, populate_mid, peers_post,
+					       &t);
 		if (ret) {
 			if (t.populated)	/* the views failed after */
 				gmem_listeners_discard(g, start, end, 1);
@@ -221,7 +236,7 @@ static int convert_locked(struct gmem *g, struct gmem_attributes *a)
 	g->conversions++;
 	if (!val) {
 		gmem_rehome_to_shared_done(g, start, end);
-		if (g->views || g->listeners)
+		if (g->views || g->listeners || g->peers)
 			gmem_expose(g, start, end);
 	}
 	gmem_views_settle(g, &ch);
@@ -244,6 +259,8 @@ GMEM_EXPORT int gmem_set_attributes(struct gmem *g, struct gmem_attributes *a)
 		return ret;
 	if (!gmem_range_ok(g, a->offset, a->size))
 		return -EINVAL;
+	if (gmem_is_peer(g))
+		return -EPERM;
 	ret = gmem_lock_live(g);
 	if (ret)
 		return ret;

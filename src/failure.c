@@ -38,6 +38,8 @@ GMEM_EXPORT int gmem_memory_failure(struct gmem *g, uint64_t offset)
 
 	if (!g || (offset & (off_of(g, 1) - 1)) || offset >= g->size)
 		return -EINVAL;
+	if (gmem_is_peer(g))
+		return -EPERM;
 	ret = gmem_lock_live(g);
 	if (ret)
 		return ret;
@@ -47,9 +49,13 @@ GMEM_EXPORT int gmem_memory_failure(struct gmem *g, uint64_t offset)
 	gmem_invalidate(g, page, page + 1, GMEM_INVALIDATE_POISON);
 	ch = (struct gmem_change){ page, page + 1, -1, 1, -1, -1 };
 	t.page = page;
-	ret = gmem_views_apply(g, &ch, NULL, add_poison, &t);
+	ret = gmem_peers_change(g, &ch);	/* hidden there first */
+	if (!ret)
+		ret = gmem_views_apply(g, &ch, NULL, add_poison, &t);
 	if (!ret)	/* its contents are lost, not its re-home */
 		gmem_rehome_lost(g, page, page + 1);
+	else
+		gmem_peers_resync(g, page, page + 1);
 out:
 	gmem_unlock_put(g);
 	return ret;

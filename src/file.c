@@ -147,6 +147,33 @@ GMEM_EXPORT void gmem_close(struct gmem *g)
 	gmem_unlock_put(g);
 }
 
+GMEM_EXPORT int gmem_get_fd(struct gmem *g, uint64_t offset, int *fd,
+			    uint64_t *fd_offset, uint64_t *len)
+{
+	uint64_t region = 1ULL << 30;
+	int ret;
+
+	if (!g || !fd || !fd_offset || !len)
+		return -EINVAL;
+	if ((offset & (off_of(g, 1) - 1)) || offset >= g->size)
+		return -EINVAL;
+	ret = gmem_lock_live(g);
+	if (ret)
+		return ret;
+	if (g->b.kind == GMEM_BACKING_HUGETLB) {
+		/* Re-homing may swap a region's file: valid until then. */
+		*fd = g->b.region_fd[offset / region];
+		*fd_offset = offset % region;
+		*len = region - *fd_offset;
+	} else {
+		*fd = g->b.fd;
+		*fd_offset = offset;
+		*len = g->size - offset;
+	}
+	gmem_unlock_put(g);
+	return 0;
+}
+
 GMEM_EXPORT int gmem_stat(struct gmem *g, struct gmem_stats *st, size_t size)
 {
 	struct gmem_stats s = { 0 };
@@ -206,12 +233,17 @@ GMEM_EXPORT int gmem_stat(struct gmem *g, struct gmem_stats *st, size_t size)
 	s.parked_bytes = gmem_park_bytes(&g->park);
 	s.rehomed = g->rehomed;
 	s.rehome_busy = g->rehome_busy;
+	s.peers = gmem_peers_attached(g);
+	s.peer_changes = g->peer_changes;
+	s.peers_lost = g->peers_lost;
+	s.peers_cut = g->peers_cut;
+	s.peer_pinned = gmem_peers_pinned(g);
 	ret = gmem_huge_spans(g, &spans, &nspans);
 	/* What may change under us is read now: hugetlb region files are
 	 * swapped by re-homing, the KVM window is made on first use. */
 	if (!ret && g->b.kind == GMEM_BACKING_HUGETLB)
 		ret = gmem_backing_allocated(&g->b, &s.allocated);
-	else if (!ret && g->b.kind == GMEM_BACKING_KVM)
+	else if (!ret && g->b.kind == GMEM_BACKING_KVM && !gmem_is_peer(g))
 		ret = gmem_backing_window(&g->b);
 	/*
 	 * The slow part without the lock: the backing's allocation
@@ -222,7 +254,9 @@ GMEM_EXPORT int gmem_stat(struct gmem *g, struct gmem_stats *st, size_t size)
 	 */
 	g->nr_waiters++;
 	pthread_mutex_unlock(&g->lock);
-	if (!ret && g->b.kind != GMEM_BACKING_HUGETLB)
+	/* guest_memfd's allocation is read through the window: not here. */
+	if (!ret && g->b.kind != GMEM_BACKING_HUGETLB &&
+	    !(g->b.kind == GMEM_BACKING_KVM && gmem_is_peer(g)))
 		ret = gmem_backing_allocated(&g->b, &s.allocated);
 	if (!ret)
 		ret = gmem_huge_mapped(spans, nspans, &s.huge_mapped);

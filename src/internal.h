@@ -188,6 +188,14 @@ struct gmem {
 	bool edge_mixed[2];
 	bool inval_open;		/* some binding has inval_pending */
 	_Atomic unsigned int inval_any;	/* bindings under invalidation */
+
+	/* Owner side of the peer protocol (export.c). */
+	struct gmem_peer *peers;	/* every gmem_export() not unexported */
+	uint64_t peer_changes;
+	uint64_t peers_lost;
+	uint64_t peers_cut;
+	/* Peer side (attach.c): non-NULL for a peer file. */
+	struct gmem_link *link;
 };
 
 static inline uint64_t page_of(const struct gmem *g, uint64_t off)
@@ -324,6 +332,45 @@ int gmem_listeners_populate(struct gmem *g, uint64_t start, uint64_t end,
 void gmem_listeners_discard(struct gmem *g, uint64_t start, uint64_t end,
 			    unsigned int cur_val);
 int gmem_listener_replay(struct gmem *g, struct gmem_listener *l);
+
+/*
+ * export.c: the owner side of the peer protocol, with g->lock held.
+ * Tell every attached peer whose range meets ch's of the change and wait
+ * (each at most its timeout) until each has done it.  A peer that does
+ * not answer is cut off.  0, or the first error: a peer's refusal, or
+ * -ETIMEDOUT when one that did not answer could not be shown gone; the
+ * peers are then put back to the file's state (the change is undone).
+ */
+int gmem_peers_change(struct gmem *g, const struct gmem_change *ch);
+/* Put the peers' [start, end) back to the file's state (after a failure). */
+void gmem_peers_resync(struct gmem *g, uint64_t start, uint64_t end);
+/* The file is closed: tell the peers, cut them loose. */
+void gmem_peers_closed(struct gmem *g);
+/* Bytes the peers hold pinned; peers attached. */
+uint64_t gmem_peers_pinned(struct gmem *g);
+uint64_t gmem_peers_attached(struct gmem *g);
+
+/* attach.c: the peer side. */
+static inline bool gmem_is_peer(const struct gmem *g)
+{
+	return g->link != NULL;
+}
+/* Pin through the owner, then locally (no lock held by the caller). */
+int gmem_link_pin(struct gmem *g, uint64_t offset, uint64_t len,
+		  void **addr);
+int gmem_link_unpin(struct gmem *g, uint64_t offset, uint64_t len);
+/* g->lock held: does the link keep g alive; is it time to detach. */
+bool gmem_link_holds(struct gmem *g, bool idle);
+void gmem_link_destroy(struct gmem *g);
+/* Is [offset, +len) inside the range the owner exported? */
+bool gmem_link_range_ok(const struct gmem *g, uint64_t offset, uint64_t len);
+/* May a view of [offset, +len) be made: 0, -EINVAL (outside), -EIO. */
+int gmem_link_view_ok(const struct gmem *g, uint64_t offset, uint64_t len);
+
+/* pin.c, g->lock held: the local part of gmem_pin() / gmem_unpin(). */
+int gmem_pin_locked(struct gmem *g, uint64_t offset, uint64_t len,
+		    void **addr);
+int gmem_unpin_locked(struct gmem *g, uint64_t offset, uint64_t len);
 
 /* rehome.c: with g->lock held. */
 void gmem_rehome_init(struct gmem *g);

@@ -55,6 +55,7 @@ int gmem_lock_live(struct gmem *g)
 
 static void destroy(struct gmem *g)
 {
+	gmem_link_destroy(g);
 	while (g->views)
 		gmem_view_destroy(g, g->views);
 	while (g->bindings) {
@@ -115,6 +116,7 @@ void gmem_mark_closed(struct gmem *g)
 		return;
 	g->closed = true;
 	gmem_refs_wake(g);
+	gmem_peers_closed(g);
 	if (g->bindings)
 		gmem_invalidate(g, 0, g->npages, GMEM_INVALIDATE_RELEASE);
 }
@@ -133,7 +135,10 @@ void gmem_unlock_put(struct gmem *g)
 		gmem_mark_closed(g);
 	}
 	last = g->closed && !g->nr_user_views && !g->pins.nr &&
-	       !g->nr_waiters && !g->bindings && !g->listeners;
+	       !g->nr_waiters && !g->bindings && !g->listeners && !g->peers;
+	/* A peer file's link holds it until its thread is done. */
+	if (last && g->link && gmem_link_holds(g, true))
+		last = false;
 	if (g->inval_open)
 		end_invalidations(g);
 	pthread_mutex_unlock(&g->lock);

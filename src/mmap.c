@@ -31,6 +31,11 @@ GMEM_EXPORT int gmem_mmap(struct gmem *g, uint64_t offset, size_t len,
 	ret = gmem_lock_live(g);
 	if (ret)
 		return ret;
+	ret = gmem_is_peer(g) ? gmem_link_view_ok(g, offset, len) : 0;
+	if (ret) {
+		gmem_unlock_put(g);
+		return ret;
+	}
 	ret = gmem_view_create(g, offset, len, prot, false, &v);
 	if (!ret) {
 		g->nr_user_views++;

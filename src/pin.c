@@ -126,18 +126,13 @@ static void hide_unpinned(struct gmem *g, uint64_t start, uint64_t end)
 	}
 }
 
-GMEM_EXPORT int gmem_pin(struct gmem *g, uint64_t offset, uint64_t len,
-			 void **addr)
+int gmem_pin_locked(struct gmem *g, uint64_t offset, uint64_t len,
+		    void **addr)
 {
 	uint64_t start, end, rs, re;
 	char *p;
 	int ret;
 
-	if (!g || !addr || !gmem_range_ok(g, offset, len))
-		return -EINVAL;
-	ret = gmem_lock_live(g);
-	if (ret)
-		return ret;
 	start = page_of(g, offset);
 	end = page_of(g, offset + len);
 	rs = start;
@@ -186,21 +181,31 @@ err_view:
 		gmem_extents_destroy(&g->pin_shown);
 	}
 out:
+	return ret;
+}
+
+GMEM_EXPORT int gmem_pin(struct gmem *g, uint64_t offset, uint64_t len,
+			 void **addr)
+{
+	int ret;
+
+	if (!g || !addr || !gmem_range_ok(g, offset, len))
+		return -EINVAL;
+	if (gmem_is_peer(g))		/* through the owner first */
+		return gmem_link_pin(g, offset, len, addr);
+	ret = gmem_lock_live(g);
+	if (ret)
+		return ret;
+	ret = gmem_pin_locked(g, offset, len, addr);
 	gmem_unlock_put(g);
 	return ret;
 }
 
-/* Allowed after gmem_close(): a pin keeps the file alive until here. */
-GMEM_EXPORT int gmem_unpin(struct gmem *g, uint64_t offset, uint64_t len)
+int gmem_unpin_locked(struct gmem *g, uint64_t offset, uint64_t len)
 {
 	uint64_t start, end;
 	int ret;
 
-	if (!g || !gmem_range_ok(g, offset, len))
-		return -EINVAL;
-	ret = gmem_lock(g);
-	if (ret)
-		return ret;
 	start = page_of(g, offset);
 	end = page_of(g, offset + len);
 	/* Only gmem_pin()'s own pins: get_pfn references are not ours. */
@@ -224,6 +229,22 @@ GMEM_EXPORT int gmem_unpin(struct gmem *g, uint64_t offset, uint64_t len)
 		hide_unpinned(g, start, end);
 	}
 out:
+	return ret;
+}
+
+/* Allowed after gmem_close(): a pin keeps the file alive until here. */
+GMEM_EXPORT int gmem_unpin(struct gmem *g, uint64_t offset, uint64_t len)
+{
+	int ret;
+
+	if (!g || !gmem_range_ok(g, offset, len))
+		return -EINVAL;
+	if (gmem_is_peer(g))
+		return gmem_link_unpin(g, offset, len);
+	ret = gmem_lock(g);
+	if (ret)
+		return ret;
+	ret = gmem_unpin_locked(g, offset, len);
 	gmem_unlock_put(g);
 	return ret;
 }

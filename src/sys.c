@@ -81,6 +81,11 @@ static inline int fault(unsigned int class)
 	return 0;
 }
 
+int sys_inject(unsigned int class)
+{
+	return fault(class);
+}
+
 #define INJECT(class)				\
 	do {					\
 		int __f = fault(class);		\

@@ -30,7 +30,8 @@
 #define SYS_C_KVM	(1U << 3)	/* KVM ioctls */
 #define SYS_C_COPY	(1U << 4)	/* checked copies, mincore */
 #define SYS_C_REL	(1U << 5)	/* munmap, close: releases */
-#define SYS_C_ALL	0x3fU
+#define SYS_C_SOCK	(1U << 6)	/* sockets, pidfds (sys_sock.c) */
+#define SYS_C_ALL	0x7fU
 #define SYS_C_FALLIBLE	(SYS_C_ALL & ~SYS_C_REL)
 
 #define SYS_FAULT_ONCE		0	/* only the Nth call fails */
@@ -45,6 +46,9 @@ unsigned long sys_fault_disarm(void);
 unsigned long sys_fault_calls(void);
 /* Calls that failed by injection since sys_fault_arm(). */
 unsigned long sys_fault_injected(void);
+
+/* 0, or the -errno a wrapper of class must fail with (injection). */
+int sys_inject(unsigned int class);
 
 /* Files */
 int sys_memfd(const char *name, unsigned int flags);
@@ -104,5 +108,38 @@ int sys_uffd_continue(int uffd, void *addr, size_t len);
 /* KVM and other ioctls: the ioctl's value (>= 0) or -errno. */
 long sys_ioctl(int fd, unsigned long req, void *arg);
 long sys_ioctl_val(int fd, unsigned long req, unsigned long arg);
+
+/*
+ * Sockets and processes (sys_sock.c), for the peer protocol.  Messages
+ * are whole: a send or receive moves exactly len bytes or fails.
+ */
+struct ucred;
+/* Is fd a connected AF_UNIX SOCK_STREAM socket?  0, -ENOTSOCK, -EPROTOTYPE
+ * (another kind of socket) or -ENOTCONN. */
+int sys_sock_check(int fd);
+/* Send len bytes; nfds fds ride on the first byte; with creds, the
+ * sender's pid, uid and gid (SCM_CREDENTIALS).  Never raises SIGPIPE:
+ * -EPIPE.  timeout_ms < 0: no limit; -ETIMEDOUT when it passes. */
+int sys_sock_send(int fd, const void *buf, size_t len, const int *fds,
+		  int nfds, bool creds, int timeout_ms);
+/*
+ * Receive exactly len bytes (waiting at most timeout_ms for each part,
+ * < 0: no limit; 0: only what is there now, -EAGAIN if nothing is).
+ * Up to maxfds fds that came with them go to fds (*nfds how many; any
+ * more are closed), the sender's credentials to *cred if asked for and
+ * sent.  -ECONNRESET: the other end is gone (end of file).
+ */
+int sys_sock_recv(int fd, void *buf, size_t len, int *fds, int maxfds,
+		  int *nfds, struct ucred *cred, int timeout_ms);
+/* Bytes waiting to be read (FIONREAD). */
+int sys_sock_pending(int fd);
+int sys_sock_passcred(int fd);
+int sys_sock_shutdown(int fd);
+/* Wait until fd is readable (1) or timeout_ms passes (0); < 0: forever. */
+int sys_poll_in(int fd, int timeout_ms);
+int sys_pidfd_open(pid_t pid);
+int sys_pidfd_kill(int pidfd, int sig);
+/* A monotonic clock in milliseconds. */
+uint64_t sys_now_ms(void);
 
 #endif /* GMEM_SYS_H */

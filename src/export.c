@@ -1,0 +1,741 @@
+// SPDX-License-Identifier: MIT
+/*
+ * export.c - the owner side of the peer protocol: gmem_export(),
+ * gmem_unexport(), gmem_peer_status(), and what conversions, memory
+ * failure and punches tell the peers (gmem_peers_change()).  The wire
+ * format is peer.h's, the peer side attach.c's.
+ *
+ * Each export is a struct gmem_peer on g->peers, the owner's handle
+ * until gmem_unexport(); it keeps g alive like a listener.  A peer is
+ * attached (status 0) until it dies, detaches, stops answering or the
+ * file is closed; from then on it is a tombstone that holds nothing:
+ * its pins are dropped, and no change waits for it.
+ *
+ * Two threads per process, started by the first export, serve every
+ * peer of every file:
+ *   the reader  waits on all peer sockets (epoll) and reads every
+ *               message; it never takes a file's lock, so a conversion
+ *               that holds one while it waits for ACKs always gets them.
+ *               ACKs and ends of connection are recorded for the waiter;
+ *               requests (PIN, UNPIN, BYE) and ends go to the worker;
+ *   the worker  takes the file's lock for the requests, one at a time.
+ *
+ * Cutting off: a peer that does not answer a change within its timeout
+ * is shut down and, unless exported with GMEM_EXPORT_NO_KILL, killed
+ * through the pidfd taken at attach; the change then waits (at most the
+ * timeout again) for the process to be gone.  Its mappings go with the
+ * process (exit_mm() comes before the pidfd reports the exit), so the
+ * change goes on.  If it cannot be shown gone, the change fails
+ * -ETIMEDOUT and is undone; the peer stays cut off, and later changes
+ * do not wait for it (gmem(7), PEERS: what that costs).
+ *
+ * Locking: g->lock orders every message sent to a peer of g and every
+ * field the change path uses; hub.lock (a leaf, never held across a
+ * wait for anything but its own condition) guards what the reader and
+ * the worker share with the waiters: acked, ack_err, eof, busy, the
+ * queue and the hub's list.  Lock order: g->lock, then hub.lock.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "peer.h"
+#include "sys.h"
+
+struct gmem_peer {
+	struct gmem_peer *next;		/* g->peers */
+	struct gmem *g;
+	uint64_t id;			/* the hub's name for it */
+	int sock;
+	int pidfd;			/* the peer process, or -1 */
+	uint64_t first, npages;		/* the exported pages */
+	uint64_t flags;
+	int timeout_ms;
+	int status;			/* gmem_peer_status() */
+	struct gmem_extents pins;	/* its pins, also in g->pins */
+	uint64_t seq;			/* the last CHANGE that wants an ACK */
+	bool told;			/* in the change under way */
+	/* hub.lock */
+	bool bye;			/* it said it has nothing mapped */
+	struct gmem_peer *hub_next;
+	uint64_t acked;
+	int64_t ack_err;
+	bool eof;			/* its end is closed, or it broke */
+	unsigned int busy;		/* the worker's requests for it */
+};
+
+struct req {
+	struct req *next;
+	uint64_t id;
+	struct peer_msg m;		/* type 0: the connection ended */
+};
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;		/* acked, eof, busy changed */
+	pthread_cond_t work;		/* the queue has a request */
+	pthread_once_t once;
+	int start_err;
+	int epfd;
+	uint64_t next_id;
+	struct gmem_peer *list;
+	struct req *head, *tail;
+} hub = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.once = PTHREAD_ONCE_INIT,
+	.epfd = -1,
+};
+
+static struct gmem_peer *hub_find(uint64_t id)
+{
+	for (struct gmem_peer *p = hub.list; p; p = p->hub_next)
+		if (p->id == id)
+			return p;
+	return NULL;
+}
+
+/* hub.lock held: queue a request for the worker. */
+static void hub_queue(struct gmem_peer *p, const struct peer_msg *m)
+{
+	struct req *r = calloc(1, sizeof(*r));
+
+	if (!r)			/* the end of the peer is what gets lost */
+		return;
+	r->id = p->id;
+	if (m)
+		r->m = *m;
+	p->busy++;
+	if (hub.tail)
+		hub.tail->next = r;
+	else
+		hub.head = r;
+	hub.tail = r;
+	pthread_cond_signal(&hub.work);
+}
+
+/* hub.lock held: p's connection is over (or broke): tell everyone once. */
+static void hub_eof(struct gmem_peer *p)
+{
+	if (p->eof)
+		return;
+	p->eof = true;
+	epoll_ctl(hub.epfd, EPOLL_CTL_DEL, p->sock, NULL);
+	pthread_cond_broadcast(&hub.cond);
+	hub_queue(p, NULL);
+}
+
+static void hub_read(struct gmem_peer *p)
+{
+	struct peer_msg m;
+	int ret;
+
+	for (;;) {
+		ret = sys_sock_recv(p->sock, &m, sizeof(m), NULL, 0, NULL,
+				    NULL, 0);
+		if (ret == -EAGAIN)
+			return;
+		if (ret || m.magic != PEER_MAGIC) {
+			hub_eof(p);
+			return;
+		}
+		switch (m.type) {
+		case PM_ACK:
+			if (m.seq > p->acked) {
+				p->acked = m.seq;
+				if (!p->ack_err)
+					p->ack_err = m.err;
+			}
+			pthread_cond_broadcast(&hub.cond);
+			break;
+		case PM_PIN:
+		case PM_UNPIN:
+			hub_queue(p, &m);
+			break;
+		case PM_BYE:
+			p->bye = true;
+			break;
+		default:
+			hub_eof(p);
+			return;
+		}
+	}
+}
+
+static void *reader(void *arg)
+{
+	struct epoll_event ev[16];
+
+	(void)arg;
+	for (;;) {
+		int n = epoll_wait(hub.epfd, ev, 16, -1);
+
+		for (int i = 0; i < n; i++) {
+			struct gmem_peer *p;
+
+			pthread_mutex_lock(&hub.lock);
+			p = hub_find(ev[i].data.u64);
+			if (p && !p->eof)
+				hub_read(p);
+			pthread_mutex_unlock(&hub.lock);
+		}
+	}
+	return NULL;
+}
+
+static void reply(struct gmem_peer *p, const struct peer_msg *q, int err)
+{
+	struct peer_msg m = { PEER_MAGIC, PM_REPLY, q->seq, err, { 0 } };
+
+	if (!p->status && sys_sock_send(p->sock, &m, sizeof(m), NULL, 0,
+					false, p->timeout_ms))
+		sys_sock_shutdown(p->sock);	/* it ends as a dead peer */
+}
+
+/* g->lock held: the peer holds nothing any more; status says why. */
+static void peer_lost(struct gmem_peer *p, int status)
+{
+	struct gmem *g = p->g;
+
+	if (p->status)
+		return;
+	p->status = status;
+	sys_sock_shutdown(p->sock);
+	for (size_t i = 0; i < p->pins.nr; i++) {
+		struct gmem_extent *x = &p->pins.ext[i];
+
+		for (uint64_t c = 0; c < x->count; c++)
+			gmem_extents_sub(&g->pins, x->start, x->end);
+	}
+	gmem_extents_destroy(&p->pins);
+	gmem_extents_init(&p->pins);
+	gmem_refs_wake(g);
+	g->peers_lost++;
+	g->peers_cut += status == -ETIMEDOUT;
+}
+
+/* Is the peer's process gone?  Without a pidfd it cannot be told. */
+static bool process_gone(struct gmem_peer *p, int timeout_ms)
+{
+	return p->pidfd >= 0 && sys_poll_in(p->pidfd, timeout_ms) == 1;
+}
+
+/*
+ * g->lock held: p stopped answering (or closed its end while it may
+ * still have views).  Cut it off; 0 if it is shown gone, with all its
+ * mappings, else -ETIMEDOUT.
+ */
+static int cut_off(struct gmem_peer *p)
+{
+	int ret = -ETIMEDOUT;
+
+	peer_lost(p, -ETIMEDOUT);
+	if (process_gone(p, 0))
+		return 0;
+	if (p->pidfd >= 0 && !(p->flags & GMEM_EXPORT_NO_KILL) &&
+	    !sys_pidfd_kill(p->pidfd, SIGKILL) &&
+	    process_gone(p, p->timeout_ms))
+		ret = 0;
+	return ret;
+}
+
+/* g->lock held: the connection ended; was that a clean detach? */
+static int peer_ended(struct gmem_peer *p)
+{
+	bool bye;
+
+	if (p->status)
+		return 0;
+	pthread_mutex_lock(&hub.lock);
+	bye = p->bye;
+	pthread_mutex_unlock(&hub.lock);
+	if (bye || process_gone(p, 0)) {
+		peer_lost(p, -ECONNRESET);
+		return 0;
+	}
+	return cut_off(p);	/* closed its end but may still map pages */
+}
+
+static void handle_pin(struct gmem_peer *p, const struct peer_msg *m)
+{
+	struct gmem *g = p->g;
+	uint64_t s = m->v[0], e = m->v[1];
+	unsigned int cur;
+	int ret;
+
+	if (s >= e || s < p->first || e > p->first + p->npages) {
+		reply(p, m, -EINVAL);
+		return;
+	}
+	if (m->type == PM_UNPIN) {
+		ret = gmem_extents_sub(&p->pins, s, e);
+		if (!ret) {
+			gmem_extents_sub(&g->pins, s, e);
+			gmem_refs_wake(g);
+		}
+		reply(p, m, ret);
+		return;
+	}
+	if (g->closed) {
+		ret = -ESHUTDOWN;
+	} else if (gmem_state_run(&g->state, s, e, &cur) != e || cur) {
+		ret = -EFAULT;
+	} else if (g->poison.nr && gmem_extents_first(&g->poison, s, e) < e) {
+		ret = -EHWPOISON;
+	} else {
+		ret = gmem_extents_add(&p->pins, s, e);
+		if (!ret) {
+			ret = gmem_extents_add(&g->pins, s, e);
+			if (ret)
+				gmem_extents_sub(&p->pins, s, e);
+		}
+	}
+	reply(p, m, ret);
+}
+
+static void *worker(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		struct gmem_peer *p;
+		struct req *r;
+
+		pthread_mutex_lock(&hub.lock);
+		while (!hub.head)
+			pthread_cond_wait(&hub.work, &hub.lock);
+		r = hub.head;
+		hub.head = r->next;
+		if (!hub.head)
+			hub.tail = NULL;
+		p = hub_find(r->id);
+		pthread_mutex_unlock(&hub.lock);
+		if (p) {
+			/* p lives until busy drops: gmem_unexport() waits. */
+			pthread_mutex_lock(&p->g->lock);
+			if (!r->m.type)
+				peer_ended(p);
+			else if (!p->status)
+				handle_pin(p, &r->m);
+			gmem_unlock_put(p->g);
+			pthread_mutex_lock(&hub.lock);
+			p->busy--;
+			pthread_cond_broadcast(&hub.cond);
+			pthread_mutex_unlock(&hub.lock);
+		}
+		free(r);
+	}
+	return NULL;
+}
+
+static void hub_start(void)
+{
+	pthread_condattr_t ca;
+	pthread_attr_t ta;
+	pthread_t t;
+	sigset_t all, old;
+	int ret;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&hub.cond, &ca);
+	pthread_cond_init(&hub.work, NULL);
+	hub.epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (hub.epfd < 0) {
+		hub.start_err = -errno;
+		return;
+	}
+	/* The threads take no signal meant for the program. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_init(&ta);
+	pthread_attr_setdetachstate(&ta, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&ta, 256 << 10);
+	ret = -pthread_create(&t, &ta, reader, NULL);
+	if (!ret)
+		ret = -pthread_create(&t, &ta, worker, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	hub.start_err = ret;
+}
+
+static int send_msg(struct gmem_peer *p, uint32_t type, uint64_t seq,
+		    const uint64_t *v, int n)
+{
+	struct peer_msg m = { PEER_MAGIC, type, seq, 0, { 0 } };
+
+	memcpy(m.v, v, sizeof(uint64_t) * (size_t)n);
+	return sys_sock_send(p->sock, &m, sizeof(m), NULL, 0, false,
+			     p->timeout_ms);
+}
+
+/* Send p the file's state of [s, e) as CHANGEs that want no ACK. */
+static int send_state(struct gmem_peer *p, uint64_t s, uint64_t e)
+{
+	struct gmem *g = p->g;
+	uint64_t q, run, prun;
+	unsigned int cur;
+	bool poisoned;
+	int ret;
+
+	for (q = s; q < e; q = run) {
+		run = gmem_state_run(&g->state, q, e, &cur);
+		prun = gmem_extents_run(&g->poison, q, run, &poisoned);
+		if (prun < run)
+			run = prun;
+		ret = send_msg(p, PM_CHANGE, 0, (uint64_t[]){ q, run, cur,
+			       poisoned }, 4);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* Clip [s, e) to what p was given. */
+static bool clip(const struct gmem_peer *p, uint64_t *s, uint64_t *e)
+{
+	if (*s < p->first)
+		*s = p->first;
+	if (*e > p->first + p->npages)
+		*e = p->first + p->npages;
+	return *s < *e;
+}
+
+/*
+ * Wait until every peer told (p->told) has answered its last CHANGE, or
+ * gone, or run out of time; then deal with the ones that did not answer.
+ * 0, or the first refusal or -ETIMEDOUT.
+ */
+static int wait_acks(struct gmem *g)
+{
+	uint64_t start = sys_now_ms();
+	int err = 0;
+
+	pthread_mutex_lock(&hub.lock);
+	for (;;) {
+		uint64_t now = sys_now_ms(), wake = UINT64_MAX;
+		bool waiting = false;
+
+		for (struct gmem_peer *p = g->peers; p; p = p->next) {
+			uint64_t deadline = start + (uint64_t)p->timeout_ms;
+
+			if (!p->told || p->eof || p->acked >= p->seq)
+				continue;
+			if (now >= deadline)
+				continue;
+			waiting = true;
+			if (deadline < wake)
+				wake = deadline;
+		}
+		if (!waiting)
+			break;
+		struct timespec ts = {
+			.tv_sec = (time_t)(wake / 1000),
+			.tv_nsec = (long)(wake % 1000) * 1000000,
+		};
+		pthread_cond_timedwait(&hub.cond, &hub.lock, &ts);
+	}
+	pthread_mutex_unlock(&hub.lock);
+	for (struct gmem_peer *p = g->peers; p; p = p->next) {
+		int ret = 0;
+		int64_t ack_err;
+		bool eof, acked;
+
+		if (!p->told)
+			continue;
+		p->told = false;
+		pthread_mutex_lock(&hub.lock);
+		eof = p->eof;
+		acked = p->acked >= p->seq;
+		ack_err = p->ack_err;
+		p->ack_err = 0;
+		pthread_mutex_unlock(&hub.lock);
+		if (p->status)
+			continue;
+		if (acked && !eof)
+			ret = (int)ack_err;
+		else if (eof)
+			ret = peer_ended(p);
+		else
+			ret = cut_off(p);
+		if (acked)
+			g->peer_changes++;
+		if (ret && !err)
+			err = ret;
+	}
+	return err;
+}
+
+/* Send a CHANGE of [s, e) (val, poison) to every attached peer it meets. */
+static void tell(struct gmem *g, uint64_t start, uint64_t end, int val,
+		 int poison, bool state)
+{
+	for (struct gmem_peer *p = g->peers; p; p = p->next) {
+		uint64_t s = start, e = end;
+		int ret;
+
+		if (p->status || !clip(p, &s, &e))
+			continue;
+		ret = state ? send_state(p, s, e) : 0;
+		if (!ret)
+			ret = send_msg(p, PM_CHANGE, ++p->seq,
+				       (uint64_t[]){ s, state ? s : e,
+				       (uint64_t)(int64_t)val,
+				       (uint64_t)(int64_t)poison }, 4);
+		if (ret) {
+			/* Could not be told: the same as no answer. */
+			cut_off(p);
+			continue;
+		}
+		p->told = true;
+	}
+}
+
+void gmem_peers_resync(struct gmem *g, uint64_t start, uint64_t end)
+{
+	if (!g->peers)
+		return;
+	tell(g, start, end, -1, -1, true);
+	wait_acks(g);		/* best effort: who fails is cut off */
+}
+
+int gmem_peers_change(struct gmem *g, const struct gmem_change *ch)
+{
+	int ret;
+
+	if (!g->peers)
+		return 0;
+	tell(g, ch->start, ch->end, ch->val, ch->poison, false);
+	ret = wait_acks(g);
+	if (ret)
+		gmem_peers_resync(g, ch->start, ch->end);
+	return ret;
+}
+
+void gmem_peers_closed(struct gmem *g)
+{
+	for (struct gmem_peer *p = g->peers; p; p = p->next) {
+		if (p->status)
+			continue;
+		send_msg(p, PM_CLOSE, 0, NULL, 0);
+		peer_lost(p, -ESHUTDOWN);
+	}
+}
+
+uint64_t gmem_peers_attached(struct gmem *g)
+{
+	uint64_t n = 0;
+
+	for (struct gmem_peer *p = g->peers; p; p = p->next)
+		n += !p->status;
+	return n;
+}
+
+uint64_t gmem_peers_pinned(struct gmem *g)
+{
+	uint64_t n = 0;
+
+	for (struct gmem_peer *p = g->peers; p; p = p->next)
+		n += p->pins.nr_pinned;
+	return off_of(g, n);
+}
+
+static int check_export(struct gmem *g, const struct gmem_export_args *a)
+{
+	if (a->flags & ~GMEM_EXPORT_NO_KILL || a->pad)
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof(a->reserved) / 8; i++)
+		if (a->reserved[i])
+			return -EINVAL;
+	if (!gmem_range_ok(g, a->offset, a->size) || a->timeout_ms > INT32_MAX)
+		return -EINVAL;
+	if (gmem_is_peer(g))
+		return -EPERM;
+	if (!(g->flags & GMEM_FLAG_MMAP))
+		return -ENODEV;
+	if (g->b.kind == GMEM_BACKING_HUGETLB)
+		return -EOPNOTSUPP;
+	return 0;
+}
+
+/* The handshake, without g's lock: HELLO out, ATTACH (and who) back. */
+static int handshake(struct gmem *g, struct gmem_peer *p)
+{
+	struct peer_msg m = { PEER_MAGIC, PM_HELLO, 0, 0, {
+		PEER_VERSION, g->size, p->first, p->npages,
+		PEER_LAYOUT(g->b.kind, g->page_shift, g->huge_shift) } };
+	struct ucred cred = { 0, 0, 0 };
+	int ret;
+
+	ret = sys_sock_passcred(p->sock);
+	if (!ret)
+		ret = sys_sock_send(p->sock, &m, sizeof(m), &g->b.fd, 1, false,
+				    p->timeout_ms);
+	if (!ret)
+		ret = sys_sock_recv(p->sock, &m, sizeof(m), NULL, 0, NULL,
+				    &cred, p->timeout_ms);
+	if (ret)
+		return ret;
+	if (m.magic != PEER_MAGIC || m.type != PM_ATTACH ||
+	    m.v[0] != PEER_VERSION || cred.pid <= 0)
+		return -EPROTO;
+	ret = p->pidfd = sys_pidfd_open(cred.pid);
+	if (ret < 0) {
+		p->pidfd = -1;
+		return ret == -ESRCH ? -ECONNRESET : ret;
+	}
+	/* Can it be cut off for good if it stops answering? */
+	if (!(p->flags & GMEM_EXPORT_NO_KILL)) {
+		ret = sys_pidfd_kill(p->pidfd, 0);
+		if (ret)
+			return ret == -ESRCH ? -ECONNRESET : ret;
+	}
+	return 0;
+}
+
+GMEM_EXPORT int gmem_export(struct gmem *g, int sock,
+			    const struct gmem_export_args *a,
+			    struct gmem_peer **out)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct gmem_peer *p;
+	int ret;
+
+	if (!g || !a || !out || sock < 0)
+		return -EINVAL;
+	ret = check_export(g, a);
+	if (!ret)
+		ret = sys_sock_check(sock);
+	if (ret)
+		return ret;
+	pthread_once(&hub.once, hub_start);
+	if (hub.start_err)
+		return hub.start_err;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->sock = sock;
+	p->pidfd = -1;
+	p->first = page_of(g, a->offset);
+	p->npages = page_of(g, a->size);
+	p->flags = a->flags;
+	p->timeout_ms = a->timeout_ms ? (int)a->timeout_ms
+				      : GMEM_PEER_TIMEOUT_MS;
+	p->g = g;
+	gmem_extents_init(&p->pins);
+	ret = handshake(g, p);
+	if (ret)
+		goto err;
+	ret = gmem_lock_live(g);
+	if (ret)
+		goto err;
+	/* The state now, then READY: every later change follows in order. */
+	ret = send_state(p, p->first, p->first + p->npages);
+	if (!ret)
+		ret = send_msg(p, PM_READY, 0, NULL, 0);
+	if (!ret) {
+		pthread_mutex_lock(&hub.lock);
+		p->id = ++hub.next_id;
+		ev.data.u64 = p->id;
+		ret = epoll_ctl(hub.epfd, EPOLL_CTL_ADD, sock, &ev) ? -errno
+								    : 0;
+		if (!ret) {
+			p->hub_next = hub.list;
+			hub.list = p;
+		}
+		pthread_mutex_unlock(&hub.lock);
+	}
+	if (ret) {
+		gmem_unlock_put(g);
+		goto err;
+	}
+	/* A host path: what it maps may be handed to the kernel. */
+	gmem_expose(g, p->first, p->first + p->npages);
+	p->next = g->peers;
+	g->peers = p;
+	gmem_unlock_put(g);
+	*out = p;
+	return 0;
+
+err:
+	if (p->pidfd >= 0)
+		sys_close(p->pidfd);
+	free(p);
+	return ret;
+}
+
+GMEM_EXPORT int gmem_peer_status(const struct gmem_peer *p)
+{
+	int status;
+
+	if (!p)
+		return -EINVAL;
+	pthread_mutex_lock(&p->g->lock);
+	status = p->status;
+	pthread_mutex_unlock(&p->g->lock);
+	return status;
+}
+
+/* Allowed after gmem_close(): an export keeps the file alive until here. */
+GMEM_EXPORT int gmem_unexport(struct gmem_peer *p)
+{
+	struct gmem_peer **pp;
+	struct gmem *g;
+	struct req **rr;
+	int ret;
+
+	if (!p)
+		return -EINVAL;
+	g = p->g;
+	ret = gmem_lock(g);
+	if (ret)
+		return ret;
+	if (!p->status) {
+		send_msg(p, PM_CLOSE, 0, NULL, 0);
+		peer_lost(p, -ESHUTDOWN);
+	}
+	pthread_mutex_unlock(&g->lock);
+	/* Out of the hub: no reader or worker touches p after this. */
+	pthread_mutex_lock(&hub.lock);
+	if (!p->eof)
+		epoll_ctl(hub.epfd, EPOLL_CTL_DEL, p->sock, NULL);
+	p->eof = true;
+	for (struct gmem_peer **h = &hub.list; *h; h = &(*h)->hub_next) {
+		if (*h == p) {
+			*h = p->hub_next;
+			break;
+		}
+	}
+	for (rr = &hub.head; *rr;) {
+		struct req *r = *rr;
+
+		if (r->id != p->id) {
+			rr = &r->next;
+			continue;
+		}
+		*rr = r->next;
+		p->busy--;
+		free(r);
+	}
+	hub.tail = NULL;
+	for (struct req *r = hub.head; r; r = r->next)
+		hub.tail = r;
+	while (p->busy)
+		pthread_cond_wait(&hub.cond, &hub.lock);
+	pthread_mutex_unlock(&hub.lock);
+	pthread_mutex_lock(&g->lock);
+	for (pp = &g->peers; *pp != p; pp = &(*pp)->next)
+		;
+	*pp = p->next;
+	gmem_unlock_put(g);
+	sys_close(p->sock);
+	if (p->pidfd >= 0)
+		sys_close(p->pidfd);
+	gmem_extents_destroy(&p->pins);
+	free(p);
+	return 0;
+}

@@ -1,0 +1,903 @@
+// SPDX-License-Identifier: MIT
+/*
+ * test_peer.c - guest memory shared with peer processes (issue 12):
+ * gmem_export() on the owner, gmem_attach() in the peer.
+ *
+ * In one process (the peer is a thread; exported with NO_KILL, since a
+ * cut-off would kill the test itself):
+ *   bad arguments, not a socket, a socket of another kind, a peer that
+ *   never attaches, an owner that speaks something else; the mirror of
+ *   the state (shared readable, private SIGBUS, in every view); what a
+ *   peer may not do (-EPERM); the peer's listeners; poison; gmem_get_fd;
+ *   unexport and close of the owner (the peer keeps its last state).
+ *
+ * With peers that are other processes (this program exec'ed again, the
+ * role in GMEM_PEER_ROLE):
+ *   secrets_never_reach_peers  peers read and write every page in loops
+ *                              while the owner converts pages to private,
+ *                              writes a secret through the guest side,
+ *                              checks it, wipes it and converts back: no
+ *                              peer read ever returns a secret, no peer
+ *                              write lands in a private page, and the
+ *                              peers saw private pages fault
+ *   killed_peers_never_block   peers are SIGKILLed at random points of
+ *                              the same loop; new peers attach while
+ *                              conversions run: every conversion succeeds
+ *   stuck_peer_is_cut_off      a stopped peer is cut off after the
+ *                              timeout and killed; with NO_KILL the
+ *                              conversion fails -ETIMEDOUT, unchanged
+ *   peer_pins_hold_conversions -EAGAIN with error_offset, WAIT until the
+ *                              peer unpins, and a dead peer's pins go
+ */
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include "gmem.h"
+#include "harness.h"
+#include "gmem_test.h"
+
+#define NPAGES		64
+#define SECRET		0x5ec2e75ec2e70000ULL	/* | page */
+#define PEER_MARK	0x7065657200000000ULL	/* | page */
+
+static uint64_t ps;
+
+/* ---- a peer in this process (a thread) ---------------------------------- */
+
+struct inproc {
+	int sock;
+	int ret;
+	struct gmem *pg;
+	pthread_t t;
+};
+
+static void *attach_thread(void *arg)
+{
+	struct inproc *ip = arg;
+	struct gmem_attach_args aa = { 0 };
+
+	ip->ret = gmem_attach(ip->sock, &aa, &ip->pg);
+	return NULL;
+}
+
+/* Export [off, off + len) of g to a peer thread of this process. */
+static int inproc_export(struct gmem *g, uint64_t off, uint64_t len,
+			 unsigned int timeout_ms, struct inproc *ip,
+			 struct gmem_peer **peer)
+{
+	struct gmem_export_args ea = { .offset = off, .size = len,
+				       .flags = GMEM_EXPORT_NO_KILL,
+				       .timeout_ms = timeout_ms };
+	int sv[2], ret;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+		return -errno;
+	ip->sock = sv[1];
+	ip->pg = NULL;
+	pthread_create(&ip->t, NULL, attach_thread, ip);
+	ret = gmem_export(g, sv[0], &ea, peer);
+	pthread_join(ip->t, NULL);
+	if (ret)
+		close(sv[0]);
+	if (ip->ret)
+		close(sv[1]);
+	return ret ? ret : ip->ret;
+}
+
+FIXTURE(inproc) {
+	struct gmem *g;
+	struct gmem_peer *peer;
+	struct inproc ip;
+};
+
+FIXTURE_SETUP(inproc)
+{
+	struct gmem_create_args a = { .size = NPAGES * gmem_test_page_size(),
+				      .flags = GMEM_FLAG_MMAP |
+					       GMEM_FLAG_INIT_SHARED };
+
+	GMEM_TEST_REQUIRE_BACKEND();
+	ps = gmem_test_page_size();
+	ASSERT_EQ(gmem_test_create(&a, &self->g), 0);
+	ASSERT_EQ(convert(self->g, 8 * ps, 8 * ps, 1), 0);
+	ASSERT_EQ(inproc_export(self->g, 0, NPAGES * ps, 0, &self->ip,
+				&self->peer), 0);
+}
+
+FIXTURE_TEARDOWN(inproc)
+{
+	if (self->ip.pg)
+		gmem_close(self->ip.pg);
+	if (self->peer)
+		gmem_unexport(self->peer);
+	if (self->g)
+		gmem_close(self->g);
+}
+
+TEST_F(inproc, mirror_follows_the_owner)
+{
+	struct gmem *pg = self->ip.pg;
+	uint64_t attr, run;
+	char *pv, *ov;
+
+	ASSERT_EQ(gmem_get_attributes(pg, 8 * ps, &attr, &run), 0);
+	EXPECT_EQ(attr, GMEM_ATTR_PRIVATE);
+	EXPECT_EQ(run, 8 * ps);
+	ASSERT_EQ(gmem_mmap(pg, 0, NPAGES * ps, PROT_READ | PROT_WRITE,
+			    (void **)&pv), 0);
+	ASSERT_EQ(gmem_mmap(self->g, 0, NPAGES * ps, PROT_READ | PROT_WRITE,
+			    (void **)&ov), 0);
+	/* Shared: one page, both sides. */
+	pv[0] = 'p';
+	EXPECT_EQ(ov[0], 'p');
+	EXPECT_SIGBUS(pv + 8 * ps, 0);
+	EXPECT_SIGBUS(pv + 15 * ps, 1);
+	/* Each change is done in the peer when set_attributes returns. */
+	ASSERT_EQ(convert(self->g, 0, ps, 1), 0);
+	EXPECT_SIGBUS(pv, 0);
+	ASSERT_EQ(convert(self->g, 8 * ps, 2 * ps, 0), 0);
+	EXPECT_NO_SIGNAL(pv + 9 * ps, 1);
+	ASSERT_EQ(convert(self->g, 0, ps, 0), 0);
+	EXPECT_EQ(pv[0], 'p');			/* in place */
+	/* A view made later shows the state as it is now. */
+	{
+		char *v2;
+
+		ASSERT_EQ(gmem_mmap(pg, 8 * ps, 8 * ps, PROT_READ,
+				    (void **)&v2), 0);
+		EXPECT_NO_SIGNAL(v2 + ps, 0);
+		EXPECT_SIGBUS(v2 + 2 * ps, 0);
+		ASSERT_EQ(gmem_munmap(pg, v2, 8 * ps), 0);
+	}
+	{
+		struct gmem_stats st = stats(self->g);
+
+		EXPECT_EQ(st.peers, 1);
+		EXPECT_GE(st.peer_changes, 3);
+	}
+	ASSERT_EQ(gmem_munmap(pg, pv, NPAGES * ps), 0);
+	ASSERT_EQ(gmem_munmap(self->g, ov, NPAGES * ps), 0);
+}
+
+TEST_F(inproc, a_peer_changes_nothing)
+{
+	struct gmem *pg = self->ip.pg;
+	struct gmem_attributes a = { .offset = 0, .size = ps,
+				     .attributes = GMEM_ATTR_PRIVATE };
+	struct gmem_binding_ops ops = { 0 };
+	struct gmem_binding *b;
+	struct gmem_peer *p2;
+	struct gmem_export_args ea = { .offset = 0, .size = ps };
+	int fd;
+	void *ga;
+
+	EXPECT_EQ(gmem_set_attributes(pg, &a), -EPERM);
+	EXPECT_EQ(gmem_fallocate(pg, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE,
+				 0, ps), -EPERM);
+	EXPECT_EQ(gmem_fallocate(pg, FALLOC_FL_KEEP_SIZE, 0, ps), -EPERM);
+	EXPECT_EQ(gmem_populate(pg, 8 * ps, "x", 1), -EPERM);
+	ops.invalidate = (void (*)(void *, uint64_t, uint64_t,
+				   unsigned int))1;
+	EXPECT_EQ(gmem_bind(pg, 0, ps, &ops, NULL, &b), -EPERM);
+	EXPECT_EQ(gmem_memory_failure(pg, 0), -EPERM);
+	EXPECT_EQ(gmem_kvm_memslot(pg, &fd, &ga), -EPERM);
+	EXPECT_EQ(gmem_export(pg, 0, &ea, &p2), -EPERM);
+	/* And the owner's state is what it was. */
+	EXPECT_EQ(attr_at(self->g, 0), 0);
+}
+
+static int nr_populate, nr_discard;
+
+static int l_populate(void *o, uint64_t off, uint64_t size)
+{
+	(void)o;
+	(void)off;
+	nr_populate += (int)(size / ps);
+	return 0;
+}
+
+static void l_discard(void *o, uint64_t off, uint64_t size)
+{
+	(void)o;
+	(void)off;
+	nr_discard += (int)(size / ps);
+}
+
+TEST_F(inproc, peer_listeners_are_told)
+{
+	static const struct gmem_listener_ops lops = { l_populate, l_discard };
+	struct gmem_listener *l;
+
+	nr_populate = nr_discard = 0;
+	ASSERT_EQ(gmem_listener_register(self->ip.pg, 0, NPAGES * ps, &lops,
+					 NULL, &l), 0);
+	EXPECT_EQ(nr_populate, NPAGES - 8);	/* the replay */
+	ASSERT_EQ(convert(self->g, 0, 2 * ps, 1), 0);
+	EXPECT_EQ(nr_discard, 2);
+	ASSERT_EQ(convert(self->g, 0, 4 * ps, 0), 0);
+	EXPECT_EQ(nr_populate, NPAGES - 8 + 2);
+	ASSERT_EQ(gmem_listener_unregister(l), 0);
+}
+
+static int refuse(void *o, uint64_t off, uint64_t size)
+{
+	(void)o;
+	(void)off;
+	(void)size;
+	return -ENOSPC;
+}
+
+TEST_F(inproc, a_peer_listener_refusal_undoes_the_conversion)
+{
+	static const struct gmem_listener_ops lops = { refuse, l_discard };
+	struct gmem_listener *l;
+	char *ov, *pv;
+
+	ASSERT_EQ(gmem_mmap(self->g, 0, NPAGES * ps, PROT_READ | PROT_WRITE,
+			    (void **)&ov), 0);
+	ASSERT_EQ(gmem_mmap(self->ip.pg, 0, NPAGES * ps,
+			    PROT_READ | PROT_WRITE, (void **)&pv), 0);
+	ASSERT_EQ(convert(self->g, 0, NPAGES * ps, 1), 0);
+	ASSERT_EQ(gmem_listener_register(self->ip.pg, 0, NPAGES * ps, &lops,
+					 NULL, &l), 0);
+	EXPECT_EQ(convert(self->g, 0, ps, 0), -ENOSPC);
+	EXPECT_EQ(attr_at(self->g, 0), GMEM_ATTR_PRIVATE);
+	EXPECT_SIGBUS(ov, 0);
+	EXPECT_SIGBUS(pv, 0);
+	ASSERT_EQ(gmem_listener_unregister(l), 0);
+	ASSERT_EQ(convert(self->g, 0, ps, 0), 0);
+	EXPECT_NO_SIGNAL(pv, 0);
+	ASSERT_EQ(gmem_munmap(self->g, ov, NPAGES * ps), 0);
+	ASSERT_EQ(gmem_munmap(self->ip.pg, pv, NPAGES * ps), 0);
+}
+
+TEST_F(inproc, poison_reaches_the_peer)
+{
+	char *pv;
+
+	ASSERT_EQ(gmem_mmap(self->ip.pg, 0, 8 * ps, PROT_READ | PROT_WRITE,
+			    (void **)&pv), 0);
+	pv[3 * ps] = 1;
+	ASSERT_EQ(gmem_memory_failure(self->g, 3 * ps), 0);
+	EXPECT_SIGBUS(pv + 3 * ps, 0);
+	EXPECT_NO_SIGNAL(pv + 2 * ps, 0);
+	ASSERT_EQ(gmem_fallocate(self->g, FALLOC_FL_KEEP_SIZE |
+				 FALLOC_FL_PUNCH_HOLE, 3 * ps, ps), 0);
+	EXPECT_NO_SIGNAL(pv + 3 * ps, 0);
+	EXPECT_EQ(pv[3 * ps], 0);
+	ASSERT_EQ(gmem_munmap(self->ip.pg, pv, 8 * ps), 0);
+}
+
+TEST_F(inproc, peer_pins_go_through_the_owner)
+{
+	struct gmem *pg = self->ip.pg;
+	struct gmem_attributes a = { .offset = ps, .size = ps,
+				     .attributes = GMEM_ATTR_PRIVATE };
+	char *addr;
+
+	EXPECT_EQ(gmem_pin(pg, 8 * ps, ps, (void **)&addr), -EFAULT);
+	ASSERT_EQ(gmem_pin(pg, 0, 2 * ps, (void **)&addr), 0);
+	addr[ps] = 'x';
+	EXPECT_EQ(stats(self->g).peer_pinned, 2 * ps);
+	EXPECT_EQ(gmem_set_attributes(self->g, &a), -EAGAIN);
+	EXPECT_EQ(a.error_offset, ps);
+	EXPECT_EQ(gmem_unpin(pg, 0, 2 * ps), 0);
+	EXPECT_EQ(gmem_unpin(pg, 0, 2 * ps), -EINVAL);
+	EXPECT_EQ(stats(self->g).peer_pinned, 0);
+	EXPECT_EQ(gmem_set_attributes(self->g, &a), 0);
+}
+
+TEST_F(inproc, get_fd_is_the_backing)
+{
+	uint64_t fo, len;
+	int fd, pfd;
+	char *ov, *m;
+
+	ASSERT_EQ(gmem_get_fd(self->g, ps, &fd, &fo, &len), 0);
+	EXPECT_EQ(fo, ps);
+	EXPECT_EQ(len, (NPAGES - 1) * ps);
+	ASSERT_EQ(gmem_get_fd(self->ip.pg, 0, &pfd, &fo, &len), 0);
+	EXPECT_EQ(gmem_get_fd(self->g, NPAGES * ps, &fd, &fo, &len), -EINVAL);
+	ASSERT_EQ(gmem_mmap(self->g, 0, ps, PROT_READ | PROT_WRITE,
+			    (void **)&ov), 0);
+	ov[0] = 'f';
+	m = mmap(NULL, ps, PROT_READ, MAP_SHARED, pfd, 0);
+	ASSERT_NE(m, MAP_FAILED);
+	EXPECT_EQ(m[0], 'f');
+	munmap(m, ps);
+	ASSERT_EQ(gmem_munmap(self->g, ov, ps), 0);
+}
+
+TEST_F(inproc, unexport_leaves_the_peer_as_it_was)
+{
+	struct gmem *pg = self->ip.pg;
+	char *pv, *addr;
+
+	ASSERT_EQ(gmem_mmap(pg, 0, NPAGES * ps, PROT_READ, (void **)&pv), 0);
+	EXPECT_EQ(gmem_peer_status(self->peer), 0);
+	ASSERT_EQ(gmem_unexport(self->peer), 0);
+	self->peer = NULL;
+	/* Owner side: the file changes on, the orphan keeps its state. */
+	ASSERT_EQ(convert(self->g, 16 * ps, ps, 1), 0);
+	EXPECT_EQ(stats(self->g).peers, 0);
+	for (int i = 0; i < 100 && gmem_pin(pg, 0, ps, (void **)&addr) !=
+	     -ENOTCONN; i++)
+		usleep(10000);
+	EXPECT_EQ(gmem_pin(pg, 0, ps, (void **)&addr), -ENOTCONN);
+	EXPECT_SIGBUS(pv + 8 * ps, 0);
+	ASSERT_EQ(gmem_munmap(pg, pv, NPAGES * ps), 0);
+}
+
+TEST_F(inproc, a_range_exported_is_all_a_peer_sees)
+{
+	struct gmem_peer *p2;
+	struct inproc ip2;
+	char *v;
+
+	ASSERT_EQ(inproc_export(self->g, 4 * ps, 8 * ps, 0, &ip2, &p2), 0);
+	EXPECT_EQ(gmem_mmap(ip2.pg, 0, ps, PROT_READ, (void **)&v), -EINVAL);
+	EXPECT_EQ(gmem_mmap(ip2.pg, 4 * ps, 9 * ps, PROT_READ, (void **)&v),
+		  -EINVAL);
+	ASSERT_EQ(gmem_mmap(ip2.pg, 4 * ps, 8 * ps, PROT_READ, (void **)&v),
+		  0);
+	EXPECT_NO_SIGNAL(v + 3 * ps, 0);
+	EXPECT_SIGBUS(v + 4 * ps, 0);
+	ASSERT_EQ(gmem_munmap(ip2.pg, v, 8 * ps), 0);
+	gmem_close(ip2.pg);
+	ASSERT_EQ(gmem_unexport(p2), 0);
+}
+
+TEST_F(inproc, owner_close_orphans_the_peer)
+{
+	struct gmem *pg = self->ip.pg;
+	char *pv;
+
+	ASSERT_EQ(gmem_mmap(pg, 0, NPAGES * ps, PROT_READ, (void **)&pv), 0);
+	gmem_close(self->g);
+	self->g = NULL;
+	EXPECT_EQ(gmem_peer_status(self->peer), -ESHUTDOWN);
+	EXPECT_NO_SIGNAL(pv, 0);
+	EXPECT_SIGBUS(pv + 8 * ps, 0);
+	ASSERT_EQ(gmem_unexport(self->peer), 0);	/* frees the file */
+	self->peer = NULL;
+	ASSERT_EQ(gmem_munmap(pg, pv, NPAGES * ps), 0);
+}
+
+TEST(bad_arguments)
+{
+	struct gmem_create_args a = { .size = 16 * gmem_test_page_size(),
+				      .flags = GMEM_FLAG_MMAP |
+					       GMEM_FLAG_INIT_SHARED };
+	struct gmem_export_args ea = { .offset = 0,
+				       .size = 16 * gmem_test_page_size() };
+	struct gmem_attach_args aa = { 0 };
+	struct gmem_peer *p;
+	struct gmem *g, *pg;
+	int sv[2], pfd[2];
+
+	GMEM_TEST_REQUIRE_BACKEND();
+	ps = gmem_test_page_size();
+	ASSERT_EQ(gmem_test_create(&a, &g), 0);
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	EXPECT_EQ(gmem_export(NULL, sv[0], &ea, &p), -EINVAL);
+	EXPECT_EQ(gmem_export(g, sv[0], NULL, &p), -EINVAL);
+	EXPECT_EQ(gmem_export(g, -1, &ea, &p), -EINVAL);
+	ea.flags = 2;
+	EXPECT_EQ(gmem_export(g, sv[0], &ea, &p), -EINVAL);
+	ea.flags = 0;
+	ea.reserved[3] = 1;
+	EXPECT_EQ(gmem_export(g, sv[0], &ea, &p), -EINVAL);
+	ea.reserved[3] = 0;
+	ea.size = 17 * ps;
+	EXPECT_EQ(gmem_export(g, sv[0], &ea, &p), -EINVAL);
+	ea.size = ps + 1;
+	EXPECT_EQ(gmem_export(g, sv[0], &ea, &p), -EINVAL);
+	ea.size = 0;
+	EXPECT_EQ(gmem_export(g, sv[0], &ea, &p), -EINVAL);
+	ea.size = 16 * ps;
+	ASSERT_EQ(pipe(pfd), 0);
+	EXPECT_EQ(gmem_export(g, pfd[0], &ea, &p), -ENOTSOCK);
+	EXPECT_EQ(gmem_attach(pfd[0], &aa, &pg), -ENOTSOCK);
+	{
+		int dg[2];
+
+		ASSERT_EQ(socketpair(AF_UNIX, SOCK_DGRAM, 0, dg), 0);
+		EXPECT_EQ(gmem_export(g, dg[0], &ea, &p), -EPROTOTYPE);
+		close(dg[0]);
+		close(dg[1]);
+	}
+	/* Nobody attaches: -ETIMEDOUT, and the socket is still ours. */
+	ea.timeout_ms = 50;
+	EXPECT_EQ(gmem_export(g, sv[0], &ea, &p), -ETIMEDOUT);
+	EXPECT_EQ(fcntl(sv[0], F_GETFD) >= 0, 1);
+	/* The owner says nothing: -ETIMEDOUT; says nonsense: -EPROTO. */
+	aa.timeout_ms = 50;
+	{
+		int s2[2];
+
+		ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, s2), 0);
+		EXPECT_EQ(gmem_attach(s2[1], &aa, &pg), -ETIMEDOUT);
+		ASSERT_EQ(write(s2[0], "0123456789abcdef0123456789abcdef"
+				"0123456789abcdef0123456789abcdef", 64), 64);
+		EXPECT_EQ(gmem_attach(s2[1], &aa, &pg), -EPROTO);
+		close(s2[0]);
+		EXPECT_EQ(gmem_attach(s2[1], &aa, &pg), -ECONNRESET);
+		close(s2[1]);
+	}
+	aa.flags = 1;
+	EXPECT_EQ(gmem_attach(sv[1], &aa, &pg), -EINVAL);
+	aa.flags = 0;
+	aa.reserved[0] = 1;
+	EXPECT_EQ(gmem_attach(sv[1], &aa, &pg), -EINVAL);
+	EXPECT_EQ(gmem_attach(sv[1], NULL, &pg), -EINVAL);
+	EXPECT_EQ(gmem_peer_status(NULL), -EINVAL);
+	EXPECT_EQ(gmem_unexport(NULL), -EINVAL);
+	EXPECT_EQ(stats(g).peers, 0);
+	close(pfd[0]);
+	close(pfd[1]);
+	close(sv[0]);
+	close(sv[1]);
+	gmem_close(g);
+}
+
+TEST(no_mmap_no_export)
+{
+	struct gmem_create_args a = { .size = 16 * gmem_test_page_size() };
+	struct gmem_export_args ea = { .size = 16 * gmem_test_page_size() };
+	struct gmem_peer *p;
+	struct gmem *g;
+	int sv[2];
+
+	GMEM_TEST_REQUIRE_BACKEND();
+	ASSERT_EQ(gmem_test_create(&a, &g), 0);
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	EXPECT_EQ(gmem_export(g, sv[0], &ea, &p), -ENODEV);
+	close(sv[0]);
+	close(sv[1]);
+	gmem_close(g);
+}
+
+/* ---- peers in other processes ------------------------------------------- */
+
+struct peer_result {
+	uint64_t reads, faults, secrets, writes;
+};
+
+static sigjmp_buf peer_jmp;
+static volatile sig_atomic_t peer_armed;
+
+/* In the peer: a SIGBUS outside an access under test fails it. */
+static void on_bus(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)si;
+	(void)uc;
+	if (!peer_armed)
+		_exit(99);
+	siglongjmp(peer_jmp, 1);
+}
+
+/*
+ * Read a page's first two words (and write the third): -1 if it
+ * faulted (the page may go private between any two accesses), 1 if a
+ * read returned a secret, else 0.
+ */
+static __attribute__((noinline)) int touch(volatile uint64_t *w, bool write,
+					   uint64_t mark)
+{
+	uint64_t w0, w1;
+
+	if (sigsetjmp(peer_jmp, 1)) {
+		peer_armed = 0;
+		return -1;
+	}
+	peer_armed = 1;
+	w0 = w[0];
+	w1 = w[1];
+	if (write)
+		w[2] = mark;
+	peer_armed = 0;
+	return (w0 & ~0xffffULL) == SECRET || (w1 & ~0xffffULL) == SECRET;
+}
+
+/* The peer process: attach, then play the role until ctl closes. */
+static int peer_main(const char *role)
+{
+	int sock = atoi(getenv("GMEM_PEER_SOCK"));
+	int out = atoi(getenv("GMEM_PEER_OUT"));
+	int ctl = atoi(getenv("GMEM_PEER_CTL"));
+	uint64_t off = strtoull(getenv("GMEM_PEER_OFF"), NULL, 0);
+	uint64_t len = strtoull(getenv("GMEM_PEER_LEN"), NULL, 0);
+	struct gmem_attach_args aa = { .timeout_ms = 5000 };
+	struct peer_result r = { 0 };
+	struct pollfd pfd = { .fd = ctl, .events = POLLIN };
+	uint64_t pg = gmem_test_page_size(), n = len / pg;
+	struct gmem *g;
+	char *v, c;
+
+	if (gmem_attach(sock, &aa, &g))
+		return 10;
+	if (gmem_mmap(g, off, len, PROT_READ | PROT_WRITE, (void **)&v))
+		return 11;
+	if (!strcmp(role, "pin")) {
+		void *a;
+
+		if (gmem_pin(g, off, pg, &a))
+			return 12;
+		c = 'P';
+		if (write(out, &c, 1) != 1)
+			return 13;
+		if (read(ctl, &c, 1) != 1)	/* unpin when told */
+			return 14;
+		if (gmem_unpin(g, off, pg))
+			return 15;
+		c = 'U';
+		if (write(out, &c, 1) != 1)
+			return 13;
+	}
+	c = 'R';
+	if (write(out, &c, 1) != 1)
+		return 13;
+	if (!strcmp(role, "stall"))
+		raise(SIGSTOP);
+	struct sigaction sa = { .sa_sigaction = on_bus, .sa_flags = SA_SIGINFO };
+
+	sigaction(SIGBUS, &sa, NULL);
+	while (poll(&pfd, 1, 0) == 0) {
+		for (uint64_t i = 0; i < n; i++) {
+			int t = touch((volatile uint64_t *)(v + i * pg),
+				      !strcmp(role, "writer"),
+				      PEER_MARK | (off / pg + i));
+
+			r.faults += t < 0;
+			r.reads += t >= 0;
+			r.secrets += t == 1;
+			r.writes += t >= 0 && !strcmp(role, "writer");
+		}
+	}
+	if (write(out, &r, sizeof(r)) != sizeof(r))
+		return 13;
+	if (gmem_munmap(g, v, len))
+		return 16;
+	gmem_close(g);
+	return 0;
+}
+
+static void __attribute__((constructor)) peer_entry(void)
+{
+	const char *role = getenv("GMEM_PEER_ROLE");
+
+	if (role && *role)
+		_exit(peer_main(role));
+}
+
+struct child {
+	pid_t pid;
+	int out, ctl;
+	struct gmem_peer *peer;
+};
+
+/* fork + exec this program as a peer of [off, +len) of g. */
+static int spawn(struct gmem *g, const char *role, uint64_t off,
+		 uint64_t len, uint64_t flags, unsigned int timeout_ms,
+		 struct child *c)
+{
+	struct gmem_export_args ea = { .offset = off, .size = len,
+				       .flags = flags,
+				       .timeout_ms = timeout_ms };
+	int sv[2], out[2], ctl[2], ret;
+	char b;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) ||
+	    pipe2(out, O_CLOEXEC) || pipe2(ctl, O_CLOEXEC))
+		return -errno;
+	c->pid = fork();
+	if (c->pid < 0)
+		return -errno;
+	if (!c->pid) {
+		char buf[5][32];
+
+		snprintf(buf[0], 32, "%d", dup(sv[1]));
+		snprintf(buf[1], 32, "%d", dup(out[1]));
+		snprintf(buf[2], 32, "%d", dup(ctl[0]));
+		snprintf(buf[3], 32, "%llu", (unsigned long long)off);
+		snprintf(buf[4], 32, "%llu", (unsigned long long)len);
+		setenv("GMEM_PEER_SOCK", buf[0], 1);
+		setenv("GMEM_PEER_OUT", buf[1], 1);
+		setenv("GMEM_PEER_CTL", buf[2], 1);
+		setenv("GMEM_PEER_OFF", buf[3], 1);
+		setenv("GMEM_PEER_LEN", buf[4], 1);
+		setenv("GMEM_PEER_ROLE", role, 1);
+		execl("/proc/self/exe", "test_peer", (char *)NULL);
+		_exit(127);
+	}
+	close(sv[1]);
+	close(out[1]);
+	close(ctl[0]);
+	c->out = out[0];
+	c->ctl = ctl[1];
+	ret = gmem_export(g, sv[0], &ea, &c->peer);
+	if (ret) {
+		close(sv[0]);
+		return ret;
+	}
+	/* Ready (or pinned) once it has its view. */
+	if (read(c->out, &b, 1) != 1)
+		return -EIO;
+	return 0;
+}
+
+/* Stop a peer: its result, and 0 if it exited cleanly. */
+static int reap(struct child *c, struct peer_result *r)
+{
+	int st = 0, ret = 0;
+
+	close(c->ctl);
+	if (r && read(c->out, r, sizeof(*r)) != sizeof(*r))
+		ret = -EIO;
+	close(c->out);
+	waitpid(c->pid, &st, 0);
+	if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+		TH_LOG("peer %d: %s %d", (int)c->pid,
+		       WIFEXITED(st) ? "exit" : "signal",
+		       WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+		ret = ret ? ret : -ECHILD;
+	}
+	if (c->peer)
+		gmem_unexport(c->peer);
+	c->peer = NULL;
+	return ret;
+}
+
+static void noop_invalidate(void *o, uint64_t off, uint64_t size,
+			    unsigned int reason)
+{
+	(void)o;
+	(void)off;
+	(void)size;
+	(void)reason;
+}
+
+static const struct gmem_binding_ops nops = { noop_invalidate };
+
+/*
+ * One round on page p: private, a secret through the guest side,
+ * checked, wiped, shared again.  0, or what went wrong (> 0: a peer
+ * write landed in the private page).
+ */
+static int secret_round(struct gmem *g, struct gmem_binding *b, uint64_t p)
+{
+	struct gmem_pfn pfn;
+	volatile uint64_t *w;
+	int ret = convert(g, p * ps, ps, 1);
+
+	if (ret)
+		return ret;
+	ret = gmem_get_pfn(b, p, GMEM_ACCESS_PRIVATE, &pfn);
+	if (ret)
+		return ret;
+	w = pfn.addr;
+	w[0] = w[1] = w[2] = SECRET | p;
+	for (int i = 0; i < 200; i++)
+		__asm__ volatile("" ::: "memory");
+	if (w[0] != (SECRET | p) || w[1] != (SECRET | p) ||
+	    w[2] != (SECRET | p))
+		return 1;
+	w[0] = w[1] = w[2] = 0;
+	gmem_put_pfn(b, p, GMEM_ACCESS_PRIVATE);
+	return convert(g, p * ps, ps, 0);
+}
+
+FIXTURE(procs) {
+	struct gmem *g;
+	struct gmem_binding *b;
+	struct child c[6];
+	int n;
+};
+
+FIXTURE_SETUP(procs)
+{
+	struct gmem_create_args a = { .size = NPAGES * gmem_test_page_size(),
+				      .flags = GMEM_FLAG_MMAP |
+					       GMEM_FLAG_INIT_SHARED };
+
+	GMEM_TEST_REQUIRE_BACKEND();
+	ps = gmem_test_page_size();
+	ASSERT_EQ(gmem_test_create(&a, &self->g), 0);
+	ASSERT_EQ(gmem_bind(self->g, 0, NPAGES * ps, &nops, NULL, &self->b),
+		  0);
+}
+
+FIXTURE_TEARDOWN(procs)
+{
+	for (int i = 0; i < self->n; i++) {
+		if (self->c[i].pid > 0) {
+			kill(self->c[i].pid, SIGKILL);
+			waitpid(self->c[i].pid, NULL, 0);
+		}
+		if (self->c[i].peer)
+			gmem_unexport(self->c[i].peer);
+	}
+	gmem_unbind(self->b);
+	gmem_close(self->g);
+}
+
+TEST_F_T(procs, secrets_never_reach_peers, 60)
+{
+	uint64_t seed = 12, reads = 0, faults = 0, writes = 0;
+
+	self->n = 4;
+	for (int i = 0; i < self->n; i++)
+		ASSERT_EQ(spawn(self->g, i & 1 ? "writer" : "reader", 0,
+				NPAGES * ps, 0, 0, &self->c[i]), 0);
+	for (int i = 0; i < 3000; i++) {
+		uint64_t p = rnd(&seed) % NPAGES;
+
+		ASSERT_EQ(secret_round(self->g, self->b, p), 0);
+	}
+	for (int i = 0; i < self->n; i++) {
+		struct peer_result r;
+
+		ASSERT_EQ(reap(&self->c[i], &r), 0);
+		self->c[i].pid = 0;
+		EXPECT_EQ(r.secrets, 0);
+		reads += r.reads;
+		faults += r.faults;
+		writes += r.writes;
+	}
+	TH_LOG("peers: %llu reads, %llu faults on private pages, %llu writes",
+	       (unsigned long long)reads, (unsigned long long)faults,
+	       (unsigned long long)writes);
+	EXPECT_GT(reads, 0);
+	EXPECT_GT(writes, 0);
+	EXPECT_GT(faults, 0);	/* they did meet private pages */
+	EXPECT_EQ(stats(self->g).peers, 0);
+}
+
+struct exporter {
+	struct gmem *g;
+	struct child c[4];
+	int ret;
+};
+
+static void *export_thread(void *arg)
+{
+	struct exporter *e = arg;
+
+	for (int i = 0; i < 4 && !e->ret; i++)
+		e->ret = spawn(e->g, "reader", 0, NPAGES * ps, 0, 0, &e->c[i]);
+	return NULL;
+}
+
+TEST_F_T(procs, killed_peers_never_block, 90)
+{
+	struct exporter e = { .g = self->g };
+	uint64_t seed = 7;
+	pthread_t t;
+
+	self->n = 4;
+	for (int i = 0; i < self->n; i++)
+		ASSERT_EQ(spawn(self->g, "writer", 0, NPAGES * ps, 0, 0,
+				&self->c[i]), 0);
+	for (int i = 0; i < 2000; i++) {
+		uint64_t p = rnd(&seed) % NPAGES;
+
+		if (i % 250 == 100) {	/* a kill, at whatever point */
+			int k = (int)(rnd(&seed) % (uint64_t)self->n);
+
+			if (self->c[k].pid > 0)
+				kill(self->c[k].pid, SIGKILL);
+		}
+		ASSERT_EQ(secret_round(self->g, self->b, p), 0);
+	}
+	/* New peers attach while conversions run: they get the state. */
+	pthread_create(&t, NULL, export_thread, &e);
+	for (int i = 0; i < 1000; i++)
+		ASSERT_EQ(secret_round(self->g, self->b, rnd(&seed) % NPAGES),
+			  0);
+	pthread_join(t, NULL);
+	ASSERT_EQ(e.ret, 0);
+	for (int i = 0; i < 500; i++)
+		ASSERT_EQ(secret_round(self->g, self->b, rnd(&seed) % NPAGES),
+			  0);
+	for (int i = 0; i < 4; i++) {
+		struct peer_result r;
+
+		ASSERT_EQ(reap(&e.c[i], &r), 0);
+		EXPECT_EQ(r.secrets, 0);
+		EXPECT_GT(r.reads, 0);
+	}
+	EXPECT_GE(stats(self->g).peers_lost, 1);
+}
+
+TEST_F_T(procs, stuck_peer_is_cut_off, 30)
+{
+	struct gmem_attributes a = { .offset = 0, .size = ps,
+				     .attributes = GMEM_ATTR_PRIVATE };
+	struct gmem_stats st;
+	int status = 0;
+
+	self->n = 2;
+	ASSERT_EQ(spawn(self->g, "stall", 0, NPAGES * ps, 0, 200,
+			&self->c[0]), 0);
+	/* The peer stops itself once ready: wait for it to be stopped. */
+	ASSERT_EQ(waitpid(self->c[0].pid, &status, WUNTRACED), self->c[0].pid);
+	ASSERT_TRUE(WIFSTOPPED(status));
+	ASSERT_EQ(gmem_set_attributes(self->g, &a), 0);
+	EXPECT_EQ(gmem_peer_status(self->c[0].peer), -ETIMEDOUT);
+	ASSERT_EQ(waitpid(self->c[0].pid, &status, 0), self->c[0].pid);
+	EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	self->c[0].pid = 0;
+	st = stats(self->g);
+	EXPECT_EQ(st.peers_cut, 1);
+	EXPECT_EQ(st.peers, 0);
+
+	/* NO_KILL: the conversion fails and changes nothing. */
+	ASSERT_EQ(spawn(self->g, "stall", 0, NPAGES * ps, GMEM_EXPORT_NO_KILL,
+			200, &self->c[1]), 0);
+	ASSERT_EQ(waitpid(self->c[1].pid, &status, WUNTRACED), self->c[1].pid);
+	a.offset = ps;
+	EXPECT_EQ(gmem_set_attributes(self->g, &a), -ETIMEDOUT);
+	EXPECT_EQ(a.error_offset, ps);
+	EXPECT_EQ(attr_at(self->g, ps), 0);
+	EXPECT_EQ(gmem_peer_status(self->c[1].peer), -ETIMEDOUT);
+	/* Cut off: the next one does not wait for it. */
+	EXPECT_EQ(gmem_set_attributes(self->g, &a), 0);
+	kill(self->c[1].pid, SIGKILL);
+	waitpid(self->c[1].pid, NULL, 0);
+	self->c[1].pid = 0;
+}
+
+struct waiter {
+	struct gmem *g;
+	int ret;
+};
+
+static void *wait_convert(void *arg)
+{
+	struct waiter *w = arg;
+	struct gmem_attributes a = { .offset = 0, .size = 2 * ps,
+				     .attributes = GMEM_ATTR_PRIVATE,
+				     .flags = GMEM_SET_ATTR_WAIT };
+
+	w->ret = gmem_set_attributes(w->g, &a);
+	return NULL;
+}
+
+TEST_F_T(procs, peer_pins_hold_conversions, 30)
+{
+	struct gmem_attributes a = { .offset = 0, .size = 2 * ps,
+				     .attributes = GMEM_ATTR_PRIVATE };
+	struct waiter w = { self->g, 1 };
+	pthread_t t;
+	char c = 'u';
+
+	self->n = 2;
+	ASSERT_EQ(spawn(self->g, "pin", 0, NPAGES * ps, 0, 0, &self->c[0]), 0);
+	EXPECT_EQ(stats(self->g).peer_pinned, ps);
+	EXPECT_EQ(gmem_set_attributes(self->g, &a), -EAGAIN);
+	EXPECT_EQ(a.error_offset, 0);
+	pthread_create(&t, NULL, wait_convert, &w);
+	usleep(50000);
+	EXPECT_EQ(attr_at(self->g, 0), 0);	/* still waiting */
+	ASSERT_EQ(write(self->c[0].ctl, &c, 1), 1);
+	pthread_join(t, NULL);
+	EXPECT_EQ(w.ret, 0);
+	EXPECT_EQ(attr_at(self->g, 0), GMEM_ATTR_PRIVATE);
+	ASSERT_EQ(convert(self->g, 0, 2 * ps, 0), 0);
+
+	/* A peer that dies with a pin: the pin goes with it. */
+	ASSERT_EQ(spawn(self->g, "pin", 0, NPAGES * ps, 0, 0, &self->c[1]), 0);
+	a.flags = GMEM_SET_ATTR_WAIT;
+	kill(self->c[1].pid, SIGKILL);
+	EXPECT_EQ(gmem_set_attributes(self->g, &a), 0);
+	waitpid(self->c[1].pid, NULL, 0);
+	self->c[1].pid = 0;
+	EXPECT_EQ(stats(self->g).peer_pinned, 0);
+}
+
+
