@@ -23,13 +23,16 @@
 #define GMEM_TESTS_TEST_COMMON_H
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -204,6 +207,54 @@ static inline void tc_sysfs_lock(void)
 			  O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd >= 0)
 		flock(fd, LOCK_EX);
+}
+
+/* ---- a peer in this process ---------------------------------------------- */
+
+struct gmem_test_inproc {
+	int sock;
+	int ret;
+	struct gmem *pg;		/* the peer file */
+};
+
+static void *gmem_test_attach_thread(void *arg)
+{
+	struct gmem_test_inproc *ip = arg;
+	struct gmem_attach_args aa = { 0 };
+
+	ip->ret = gmem_attach(ip->sock, &aa, &ip->pg);
+	return NULL;
+}
+
+/*
+ * Export [off, off + len) of g to a peer attached by a thread of this
+ * process: ip->pg is the peer file.  GMEM_EXPORT_NO_KILL, since cutting
+ * such a peer off would kill the test.
+ */
+static inline int gmem_test_export_inproc(struct gmem *g, uint64_t off,
+					  uint64_t len,
+					  unsigned int timeout_ms,
+					  struct gmem_test_inproc *ip,
+					  struct gmem_peer **peer)
+{
+	struct gmem_export_args ea = { .offset = off, .size = len,
+				       .flags = GMEM_EXPORT_NO_KILL,
+				       .timeout_ms = timeout_ms };
+	pthread_t t;
+	int sv[2], ret;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+		return -errno;
+	ip->sock = sv[1];
+	ip->pg = NULL;
+	pthread_create(&t, NULL, gmem_test_attach_thread, ip);
+	ret = gmem_export(g, sv[0], &ea, peer);
+	pthread_join(t, NULL);
+	if (ret)
+		close(sv[0]);
+	if (ip->ret)
+		close(sv[1]);
+	return ret ? ret : ip->ret;
 }
 
 #endif /* GMEM_TESTS_TEST_COMMON_H */

@@ -211,6 +211,37 @@ TEST_F(thp, split_one_region_then_merge)
 }
 
 /* One conversion that merges a region and splits its neighbour: both. */
+/* A peer's views of a THP file split and merge with the owner's state. */
+TEST_F(thp, peer_views_split_and_merge)
+{
+	uint64_t region = 6 * 2 * MiB, page = region + 5 * ps;
+	struct gmem_test_inproc ip;
+	struct gmem_peer *peer;
+	char *pv;
+
+	ASSERT_EQ(gmem_test_export_inproc(self->g, 0, THP_SIZE, 0, &ip, &peer),
+		  0);
+	ASSERT_EQ(gmem_mmap(ip.pg, 0, THP_SIZE, PROT_READ | PROT_WRITE,
+			    (void **)&pv), 0);
+	for (uint64_t off = 0; off < THP_SIZE; off += ps)
+		ASSERT_EQ(pv[off], (char)(off / ps));
+	TH_LOG("peer view: %llu of %llu MiB PMD-mapped",
+	       (unsigned long long)(smaps_huge(pv, THP_SIZE) / MiB),
+	       (unsigned long long)(THP_SIZE / MiB));
+	ASSERT_EQ(convert(self->g, page, ps, 1), 0);
+	ASSERT_SIGBUS(pv + page, 0);
+	ASSERT_EQ(pv[page + ps], (char)((page + ps) / ps));
+	ASSERT_LE(smaps_huge(pv + region, 2 * MiB), 0);
+	ASSERT_EQ(convert(self->g, page, ps, 0), 0);
+	ASSERT_EQ(pv[page], (char)(page / ps));		/* in place */
+	TH_LOG("after the merge: %llu KiB of the region PMD-mapped (owner %llu)",
+	       (unsigned long long)(smaps_huge(pv + region, 2 * MiB) >> 10),
+	       (unsigned long long)(smaps_huge(self->v + region, 2 * MiB) >> 10));
+	ASSERT_EQ(gmem_munmap(ip.pg, pv, THP_SIZE), 0);
+	gmem_close(ip.pg);
+	ASSERT_EQ(gmem_unexport(peer), 0);
+}
+
 TEST_F(thp, split_and_merge_in_one_conversion)
 {
 	uint64_t a = 40 * MiB, b = a + 2 * MiB;
