@@ -61,6 +61,8 @@ struct gmem_link {
 	pthread_mutex_t send_lock;
 };
 
+/* Send a message; a full socket waits for the owner, which always reads
+ * (its reader thread takes no lock), unless it is stopped itself. */
 static int link_send(struct gmem_link *l, uint32_t type, uint64_t seq,
 		     int64_t err, uint64_t a, uint64_t b)
 {
@@ -68,7 +70,8 @@ static int link_send(struct gmem_link *l, uint32_t type, uint64_t seq,
 	int ret;
 
 	pthread_mutex_lock(&l->send_lock);
-	ret = sys_sock_send(l->sock, &m, sizeof(m), NULL, 0, false, -1);
+	ret = sys_sock_send(l->sock, &m, sizeof(m), NULL, 0, false,
+			    type == PM_BYE ? GMEM_PEER_TIMEOUT_MS : -1);
 	pthread_mutex_unlock(&l->send_lock);
 	return ret;
 }

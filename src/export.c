@@ -82,7 +82,7 @@ static struct {
 	pthread_cond_t cond;		/* acked, eof, busy changed */
 	pthread_cond_t work;		/* the queue has a request */
 	pthread_once_t once;
-	int start_err;
+	pid_t pid;			/* the process the threads run in */
 	int epfd;
 	uint64_t next_id;
 	struct gmem_peer *list;
@@ -92,6 +92,28 @@ static struct {
 	.once = PTHREAD_ONCE_INIT,
 	.epfd = -1,
 };
+
+/*
+ * fork(): the child has none of the threads, and shares the parent's
+ * epoll instance.  It keeps no peer (the parent's are the parent's) and
+ * starts a hub of its own at its first export.
+ */
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&hub.lock);
+}
+
+static void fork_parent(void)
+{
+	pthread_mutex_unlock(&hub.lock);
+}
+
+static void fork_child(void)
+{
+	hub.list = NULL;
+	hub.head = hub.tail = NULL;
+	pthread_mutex_unlock(&hub.lock);
+}
 
 static struct gmem_peer *hub_find(uint64_t id)
 {
@@ -333,23 +355,38 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-static void hub_start(void)
+static void hub_init(void)
 {
 	pthread_condattr_t ca;
-	pthread_attr_t ta;
-	pthread_t t;
-	sigset_t all, old;
-	int ret;
 
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&hub.cond, &ca);
+	pthread_condattr_destroy(&ca);
 	pthread_cond_init(&hub.work, NULL);
-	hub.epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (hub.epfd < 0) {
-		hub.start_err = -errno;
-		return;
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+/* The threads, in this process: 0 once they run. */
+static int hub_start(void)
+{
+	pthread_attr_t ta;
+	pthread_t t;
+	sigset_t all, old;
+	int ret = 0, epfd;
+
+	pthread_once(&hub.once, hub_init);
+	pthread_mutex_lock(&hub.lock);
+	if (hub.pid == getpid())
+		goto out;
+	epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (epfd < 0) {
+		ret = -errno;
+		goto out;
 	}
+	if (hub.epfd >= 0)
+		close(hub.epfd);	/* the parent's, before a fork */
+	hub.epfd = epfd;
 	/* The threads take no signal meant for the program. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -357,10 +394,19 @@ static void hub_start(void)
 	pthread_attr_setdetachstate(&ta, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&ta, 256 << 10);
 	ret = -pthread_create(&t, &ta, reader, NULL);
-	if (!ret)
+	if (!ret) {
 		ret = -pthread_create(&t, &ta, worker, NULL);
+		/* A reader alone would queue for nobody: none, or both. */
+		if (ret)
+			pthread_cancel(t);
+	}
+	pthread_attr_destroy(&ta);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	hub.start_err = ret;
+	if (!ret)
+		hub.pid = getpid();
+out:
+	pthread_mutex_unlock(&hub.lock);
+	return ret;
 }
 
 static int send_msg(struct gmem_peer *p, uint32_t type, uint64_t seq,
@@ -612,9 +658,9 @@ GMEM_EXPORT int gmem_export(struct gmem *g, int sock,
 		ret = sys_sock_check(sock);
 	if (ret)
 		return ret;
-	pthread_once(&hub.once, hub_start);
-	if (hub.start_err)
-		return hub.start_err;
+	ret = hub_start();
+	if (ret)
+		return ret;
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;

@@ -324,6 +324,39 @@ TEST_F(inproc, owner_close_orphans_the_peer)
 	ASSERT_EQ(gmem_munmap(pg, pv, NPAGES * ps), 0);
 }
 
+/* The child of a fork() has none of the owner's threads: its own export
+ * must still work (the hub starts again in the child). */
+TEST_F(inproc, a_forked_child_exports_its_own)
+{
+	pid_t pid = fork();
+	int st = 0;
+
+	ASSERT_GE(pid, 0);
+	if (!pid) {
+		struct gmem_create_args a = { .size = 16 * ps,
+					      .flags = GMEM_FLAG_MMAP |
+						       GMEM_FLAG_INIT_SHARED };
+		struct gmem_test_inproc ip;
+		struct gmem_peer *p;
+		struct gmem *g;
+		char *v;
+
+		if (gmem_test_create(&a, &g) ||
+		    gmem_test_export_inproc(g, 0, 16 * ps, 0, &ip, &p) ||
+		    gmem_mmap(ip.pg, 0, 16 * ps, PROT_READ, (void **)&v) ||
+		    convert(g, 0, ps, 1) ||
+		    harness_probe(v, 0, NULL) != SIGBUS ||
+		    harness_probe(v + ps, 0, NULL) != 0)
+			_exit(1);
+		_exit(0);
+	}
+	ASSERT_EQ(waitpid(pid, &st, 0), pid);
+	EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	/* And the parent's peer is still served. */
+	ASSERT_EQ(convert(self->g, 0, ps, 1), 0);
+	EXPECT_EQ(attr_at(self->ip.pg, 0), GMEM_ATTR_PRIVATE);
+}
+
 TEST(bad_arguments)
 {
 	struct gmem_create_args a = { .size = 16 * gmem_test_page_size(),
