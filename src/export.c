@@ -516,10 +516,16 @@ static int wait_acks(struct gmem *g)
 	return err;
 }
 
-/* Send a CHANGE of [s, e) (val, poison) to every attached peer it meets. */
-static void tell(struct gmem *g, uint64_t start, uint64_t end, int val,
-		 int poison, bool state)
+/*
+ * Send a CHANGE of [s, e) (val, poison) to every attached peer it meets;
+ * with state, the file's state of [s, e) instead.  0, or -ETIMEDOUT if a
+ * peer that could not be told could not be shown gone either.
+ */
+static int tell(struct gmem *g, uint64_t start, uint64_t end, int val,
+		int poison, bool state)
 {
+	int err = 0;
+
 	for (struct gmem_peer *p = g->peers; p; p = p->next) {
 		uint64_t s = start, e = end;
 		int ret;
@@ -534,13 +540,20 @@ static void tell(struct gmem *g, uint64_t start, uint64_t end, int val,
 				       (uint64_t)(int64_t)poison }, 4);
 		if (ret) {
 			/* Could not be told: the same as no answer. */
-			cut_off(p);
+			ret = cut_off(p);
+			if (ret && !err)
+				err = ret;
 			continue;
 		}
 		p->told = true;
 	}
+	return err;
 }
 
+/*
+ * Best effort: a peer that fails it is cut off; one that cannot be
+ * shown gone keeps what it had (gmem(7), PEERS: the cost of NO_KILL).
+ */
 void gmem_peers_resync(struct gmem *g, uint64_t start, uint64_t end)
 {
 	if (!g->peers)
@@ -551,12 +564,14 @@ void gmem_peers_resync(struct gmem *g, uint64_t start, uint64_t end)
 
 int gmem_peers_change(struct gmem *g, const struct gmem_change *ch)
 {
-	int ret;
+	int ret, err;
 
 	if (!g->peers)
 		return 0;
-	tell(g, ch->start, ch->end, ch->val, ch->poison, false);
-	ret = wait_acks(g);
+	ret = tell(g, ch->start, ch->end, ch->val, ch->poison, false);
+	err = wait_acks(g);
+	if (!ret)
+		ret = err;
 	if (ret)
 		gmem_peers_resync(g, ch->start, ch->end);
 	return ret;
