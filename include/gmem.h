@@ -474,8 +474,8 @@ struct gmem_export_args {
  * stream socket; -ETIMEDOUT: the peer did not attach in time;
  * -EPROTO: it spoke something else; -EPERM: the peer could not be
  * killed if it stops answering (another user) and GMEM_EXPORT_NO_KILL
- * was not given; -EOPNOTSUPP: a 1 GiB hugetlb file (one file per
- * region, swapped by re-homing: not exportable yet).
+ * was not given; -ENODEV: no GMEM_FLAG_MMAP.  A 1 GiB hugetlb file is
+ * exported in whole regions (else -EINVAL).
  */
 int gmem_export(struct gmem *g, int sock, const struct gmem_export_args *a,
 		struct gmem_peer **out);

@@ -207,6 +207,29 @@ static int apply(struct gmem *g, const struct peer_msg *m)
 	return 0;
 }
 
+/*
+ * g->lock held: region r's file is fd now (hugetlb).  It arrives while
+ * the region is hidden in every view (the owner sends it before a
+ * change that may show it), so no view maps the old one any more.
+ */
+static int set_region(struct gmem *g, const struct peer_msg *m, int fd)
+{
+	struct gmem_link *l = g->link;
+	unsigned int shift = 30 - g->page_shift;
+	uint64_t r = m->v[0];
+
+	if (!g->hugetlb || fd < 0 || r < l->first >> shift ||
+	    r >= (l->first + l->npages) >> shift) {
+		if (fd >= 0)
+			sys_close(fd);
+		return -EPROTO;
+	}
+	if (g->b.region_fd[r] >= 0)
+		sys_close(g->b.region_fd[r]);
+	g->b.region_fd[r] = fd;
+	return 0;
+}
+
 static void rpc_complete(struct gmem_link *l, uint64_t id, int64_t err,
 			 bool dead)
 {
@@ -226,11 +249,22 @@ static void *serve(void *arg)
 	struct gmem *g = arg;
 	struct gmem_link *l = g->link;
 	struct peer_msg m;
+	int fd, nfds;
 
-	while (!sys_sock_recv(l->sock, &m, sizeof(m), NULL, 0, NULL, NULL,
+	while (!sys_sock_recv(l->sock, &m, sizeof(m), &fd, 1, &nfds, NULL,
 			      -1) && m.magic == PEER_MAGIC) {
 		int64_t err;
 
+		if (m.type == PM_REGION) {
+			pthread_mutex_lock(&g->lock);
+			err = set_region(g, &m, nfds ? fd : -1);
+			pthread_mutex_unlock(&g->lock);
+			if (err)
+				break;
+			continue;
+		}
+		if (nfds)		/* no other message carries one */
+			sys_close(fd);
 		if (m.type == PM_REPLY) {
 			rpc_complete(l, m.seq, m.err, false);
 			continue;
@@ -393,7 +427,7 @@ static int hello_ok(const struct peer_msg *m, unsigned int page_shift)
 	    m->v[2] + m->v[3] > m->v[1] >> page_shift)
 		return -EPROTO;
 	if (kind != GMEM_BACKING_MEMFD && kind != GMEM_BACKING_THP &&
-	    kind != GMEM_BACKING_KVM)
+	    kind != GMEM_BACKING_HUGETLB && kind != GMEM_BACKING_KVM)
 		return -EPROTO;
 	return 0;
 }
@@ -407,7 +441,10 @@ static int init_file(struct gmem *g, const struct peer_msg *m, int fd)
 	g->page_shift = PEER_PAGE_SHIFT(m->v[4]);
 	g->npages = page_of(g, g->size);
 	g->huge_shift = PEER_HUGE_SHIFT(m->v[4]);
-	g->flags = GMEM_FLAG_MMAP | (g->huge_shift ? GMEM_FLAG_HUGE_2MB : 0);
+	g->flags = GMEM_FLAG_MMAP | (g->huge_shift == 21 ? GMEM_FLAG_HUGE_2MB :
+				     g->huge_shift == 30 ? GMEM_FLAG_HUGE_1GB :
+				     0);
+	g->hugetlb = g->huge_shift == 30;
 	g->backend = kind == GMEM_BACKING_KVM ? GMEM_BACKEND_KVM
 					      : GMEM_BACKEND_MEMFD;
 	g->uffd = -1;
@@ -418,6 +455,13 @@ static int init_file(struct gmem *g, const struct peer_msg *m, int fd)
 	gmem_rehome_init(g);
 	ret = gmem_backing_import(&g->b, (enum gmem_backing_kind)kind, fd,
 				  g->size, g->huge_shift);
+	if (!ret && g->hugetlb) {
+		g->region_exposed = calloc(g->b.nr_regions, 1);
+		if (!g->region_exposed) {
+			gmem_backing_destroy(&g->b);
+			ret = -ENOMEM;
+		}
+	}
 	if (ret) {
 		gmem_rehome_destroy(g);
 		gmem_state_destroy(&g->state);
@@ -486,6 +530,7 @@ GMEM_EXPORT int gmem_attach(int sock, const struct gmem_attach_args *a,
 		goto err_fd;
 	}
 	fd = -1;			/* the backing's now */
+	nfds = 0;
 	l->sock = sock;
 	l->first = m.v[2];
 	l->npages = m.v[3];
@@ -497,10 +542,16 @@ GMEM_EXPORT int gmem_attach(int sock, const struct gmem_attach_args *a,
 	ret = sys_sock_send(sock, &m, sizeof(m), NULL, 0, true, timeout);
 	/* The state as it is, up to READY: no view exists to show it yet. */
 	while (!ret) {
-		ret = sys_sock_recv(sock, &m, sizeof(m), NULL, 0, NULL, NULL,
+		ret = sys_sock_recv(sock, &m, sizeof(m), &fd, 1, &nfds, NULL,
 				    timeout);
 		if (ret)
 			break;
+		if (m.magic == PEER_MAGIC && m.type == PM_REGION) {
+			ret = set_region(g, &m, nfds ? fd : -1);
+			continue;
+		}
+		if (nfds)
+			sys_close(fd);
 		if (m.magic != PEER_MAGIC ||
 		    (m.type != PM_CHANGE && m.type != PM_READY) ||
 		    (m.type == PM_CHANGE && m.seq)) {

@@ -162,18 +162,33 @@ int gmem_backing_import(struct gmem_backing *b, enum gmem_backing_kind kind,
 	b->page_shift = (unsigned int)__builtin_ctzl(
 				(unsigned long)sysconf(_SC_PAGESIZE));
 	b->npages = b->size >> b->page_shift;
-	if (kind == GMEM_BACKING_HUGETLB || (kind == GMEM_BACKING_THP) !=
-	    (huge_shift == 21) || (huge_shift && huge_shift != 21))
+	if ((kind == GMEM_BACKING_THP) != (huge_shift == 21) ||
+	    (kind == GMEM_BACKING_HUGETLB) != (huge_shift == 30) ||
+	    (huge_shift && size & ((1ULL << huge_shift) - 1)))
 		return -EPROTO;
 	ret = map_init();
 	if (ret)
 		return ret;
+	if (kind == GMEM_BACKING_HUGETLB) {
+		/* The region files come later, one message each. */
+		b->nr_regions = size >> 30;
+		b->region_fd = malloc(b->nr_regions * sizeof(int));
+		if (!b->region_fd)
+			return -ENOMEM;
+		for (uint64_t r = 0; r < b->nr_regions; r++)
+			b->region_fd[r] = -1;
+	}
 	ret = b->hole_fd = map_hole_fd();
 	if (ret < 0) {
 		b->hole_fd = -1;
+		free(b->region_fd);
+		b->region_fd = NULL;
 		return ret;
 	}
-	b->fd = fd;
+	if (kind == GMEM_BACKING_HUGETLB)
+		sys_close(fd);
+	else
+		b->fd = fd;
 	return 0;
 }
 
@@ -183,7 +198,8 @@ void gmem_backing_destroy(struct gmem_backing *b)
 		map_unmap(b->window, b->size);
 	b->window = NULL;
 	for (uint64_t r = 0; b->region_fd && r < b->nr_regions; r++)
-		sys_close(b->region_fd[r]);
+		if (b->region_fd[r] >= 0)
+			sys_close(b->region_fd[r]);
 	free(b->region_fd);
 	b->region_fd = NULL;
 	if (b->fd >= 0)

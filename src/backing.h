@@ -79,9 +79,10 @@ int gmem_backing_create(struct gmem_backing *b,
 			const struct gmem_backing_args *a);
 void gmem_backing_destroy(struct gmem_backing *b);
 /*
- * A peer's backing: fd is another process's file of kind (not hugetlb),
- * received over a socket; taken over on success.  It never has a
- * window: gmem_backing_window() and what needs it fail -EPERM.
+ * A peer's backing: fd is another process's file of kind, received over
+ * a socket, taken over (hugetlb: closed; the region files come one by
+ * one into region_fd).  It never has a window: gmem_backing_window()
+ * and what needs it fail -EPERM.
  */
 int gmem_backing_import(struct gmem_backing *b, enum gmem_backing_kind kind,
 			int fd, uint64_t size, unsigned int huge_shift);

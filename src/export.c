@@ -295,6 +295,12 @@ static void handle_pin(struct gmem_peer *p, const struct peer_msg *m)
 		reply(p, m, -EINVAL);
 		return;
 	}
+	/*
+	 * hugetlb: the peer's pin view shows the whole region, as ours
+	 * does, so the pin holds the whole region (exports are whole
+	 * regions, so it stays inside p's range).
+	 */
+	gmem_huge_round(g, &s, &e);
 	if (m->type == PM_UNPIN) {
 		ret = gmem_extents_sub(&p->pins, s, e);
 		if (!ret) {
@@ -419,6 +425,30 @@ static int send_msg(struct gmem_peer *p, uint32_t type, uint64_t seq,
 			     p->timeout_ms);
 }
 
+/*
+ * hugetlb: send p the file of every region of [s, e), as it is now (a
+ * re-home may have swapped it since p last had it).
+ */
+static int send_regions(struct gmem_peer *p, uint64_t s, uint64_t e)
+{
+	struct gmem *g = p->g;
+	unsigned int shift = 30 - g->page_shift;
+	int ret;
+
+	if (!g->hugetlb)
+		return 0;
+	for (uint64_t r = s >> shift; r < (e + (1ULL << shift) - 1) >> shift;
+	     r++) {
+		struct peer_msg m = { PEER_MAGIC, PM_REGION, 0, 0, { r } };
+
+		ret = sys_sock_send(p->sock, &m, sizeof(m), &g->b.region_fd[r],
+				    1, false, p->timeout_ms);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 /* Send p the file's state of [s, e) as CHANGEs that want no ACK. */
 static int send_state(struct gmem_peer *p, uint64_t s, uint64_t e)
 {
@@ -426,19 +456,17 @@ static int send_state(struct gmem_peer *p, uint64_t s, uint64_t e)
 	uint64_t q, run, prun;
 	unsigned int cur;
 	bool poisoned;
-	int ret;
+	int ret = send_regions(p, s, e);
 
-	for (q = s; q < e; q = run) {
+	for (q = s; !ret && q < e; q = run) {
 		run = gmem_state_run(&g->state, q, e, &cur);
 		prun = gmem_extents_run(&g->poison, q, run, &poisoned);
 		if (prun < run)
 			run = prun;
 		ret = send_msg(p, PM_CHANGE, 0, (uint64_t[]){ q, run, cur,
 			       poisoned }, 4);
-		if (ret)
-			return ret;
 	}
-	return 0;
+	return ret;
 }
 
 /* Clip [s, e) to what p was given. */
@@ -532,7 +560,10 @@ static int tell(struct gmem *g, uint64_t start, uint64_t end, int val,
 
 		if (p->status || !clip(p, &s, &e))
 			continue;
-		ret = state ? send_state(p, s, e) : 0;
+		if (state)
+			ret = send_state(p, s, e);
+		else	/* what may be shown comes from the region's file now */
+			ret = val == 0 || poison == 0 ? send_regions(p, s, e) : 0;
 		if (!ret)
 			ret = send_msg(p, PM_CHANGE, ++p->seq,
 				       (uint64_t[]){ s, state ? s : e,
@@ -618,8 +649,9 @@ static int check_export(struct gmem *g, const struct gmem_export_args *a)
 		return -EPERM;
 	if (!(g->flags & GMEM_FLAG_MMAP))
 		return -ENODEV;
-	if (g->b.kind == GMEM_BACKING_HUGETLB)
-		return -EOPNOTSUPP;
+	/* hugetlb views show whole regions: export whole regions. */
+	if (g->hugetlb && ((a->offset | a->size) & ((1ULL << 30) - 1)))
+		return -EINVAL;
 	return 0;
 }
 
@@ -632,9 +664,12 @@ static int handshake(struct gmem *g, struct gmem_peer *p)
 	struct ucred cred = { 0, 0, 0 };
 	int ret;
 
+	int fd = g->hugetlb ? g->b.region_fd[p->first >> (30 - g->page_shift)]
+			    : g->b.fd;
+
 	ret = sys_sock_passcred(p->sock);
 	if (!ret)
-		ret = sys_sock_send(p->sock, &m, sizeof(m), &g->b.fd, 1, false,
+		ret = sys_sock_send(p->sock, &m, sizeof(m), &fd, 1, false,
 				    p->timeout_ms);
 	if (!ret)
 		ret = sys_sock_recv(p->sock, &m, sizeof(m), NULL, 0, NULL,

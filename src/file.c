@@ -160,7 +160,9 @@ GMEM_EXPORT int gmem_get_fd(struct gmem *g, uint64_t offset, int *fd,
 	ret = gmem_lock_live(g);
 	if (ret)
 		return ret;
-	if (g->b.kind == GMEM_BACKING_HUGETLB) {
+	if (gmem_is_peer(g) && !gmem_link_range_ok(g, offset, off_of(g, 1))) {
+		ret = -EINVAL;		/* the owner sent no file for it */
+	} else if (g->b.kind == GMEM_BACKING_HUGETLB) {
 		/* Re-homing may swap a region's file: valid until then. */
 		*fd = g->b.region_fd[offset / region];
 		*fd_offset = offset % region;
@@ -171,7 +173,7 @@ GMEM_EXPORT int gmem_get_fd(struct gmem *g, uint64_t offset, int *fd,
 		*len = g->size - offset;
 	}
 	gmem_unlock_put(g);
-	return 0;
+	return ret;
 }
 
 GMEM_EXPORT int gmem_stat(struct gmem *g, struct gmem_stats *st, size_t size)

@@ -22,12 +22,19 @@
  *                                     <-  BYE (the peer has no view left)
  *   CLOSE  (the file or the export    ->
  *          is gone)
+ *   REGION v0 = r (+ SCM_RIGHTS: the  ->
+ *          1 GiB file of region r)
  *
  * Pages are counted in the file's page size (4 KiB, or 4 KiB pages of
  * a THP file).  A CHANGE gives [start, end) a state (val: 0 shared,
  * 1 private, -1 unchanged) and poison (1, 0, -1 unchanged); seq 0 asks
  * for no ACK.  ACK's err is 0 or a -errno: a peer that refuses a change
  * to shared (a listener said no) has undone its part.
+ *
+ * A 1 GiB hugetlb file is one file per region, and re-homing gives a
+ * region a new file while it is hidden everywhere: the owner sends each
+ * region's file (REGION) before the state, and again before every change
+ * that may show it; HELLO's fd is then the first region's, not used.
  */
 #ifndef GMEM_PEER_H
 #define GMEM_PEER_H
@@ -48,6 +55,7 @@ enum peer_type {
 	PM_REPLY,
 	PM_BYE,
 	PM_CLOSE,
+	PM_REGION,
 };
 
 /* HELLO v[4]: the layout */

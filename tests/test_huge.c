@@ -395,6 +395,53 @@ FIXTURE_TEARDOWN(gig)
 		write_knob(POOL_1G, self->saved);
 }
 
+/*
+ * A peer of a 1 GiB file: whole regions, and the region's new file after
+ * a re-home (the owner swaps it while it is private; a peer still on the
+ * old one would read what was there before).
+ */
+TEST_F(gig, peer_follows_region_swaps)
+{
+	struct gmem_test_inproc ip;
+	struct gmem_peer *peer;
+	struct gmem_stats st;
+	char *pv;
+
+	ASSERT_EQ(gmem_test_export_inproc(self->g, 0, GiB, 0, &ip, &peer), 0);
+	ASSERT_EQ(gmem_mmap(ip.pg, 0, GiB, PROT_READ | PROT_WRITE,
+			    (void **)&pv), 0);
+	ASSERT_SIGBUS(pv, 0);
+	ASSERT_EQ(convert(self->g, 0, GiB, 0), 0);
+	self->v[7 * ps] = 'o';
+	ASSERT_EQ(pv[7 * ps], 'o');
+	ASSERT_EQ(smaps_huge(pv, GiB), GiB);
+	/* Shown, then private: the region gets a fresh page. */
+	ASSERT_EQ(convert(self->g, 7 * ps, ps, 1), 0);
+	ASSERT_SIGBUS(pv, 0);
+	ASSERT_EQ(gmem_populate(self->g, 7 * ps, "n", 1), 1);
+	st = stats(self->g);
+	ASSERT_EQ(st.rehomed, GiB / ps);	/* one region */
+	ASSERT_EQ(convert(self->g, 7 * ps, ps, 0), 0);
+	ASSERT_EQ(self->v[7 * ps], 'n');
+	ASSERT_EQ(pv[7 * ps], 'n');		/* the new file, not the old */
+	pv[8 * ps] = 'p';
+	ASSERT_EQ(self->v[8 * ps], 'p');
+	/* A peer pin holds the whole region. */
+	{
+		struct gmem_attributes a = { .offset = GiB - ps, .size = ps,
+					     .attributes = GMEM_ATTR_PRIVATE };
+		void *addr;
+
+		ASSERT_EQ(gmem_pin(ip.pg, 0, ps, &addr), 0);
+		ASSERT_EQ(gmem_set_attributes(self->g, &a), -EAGAIN);
+		ASSERT_EQ(gmem_unpin(ip.pg, 0, ps), 0);
+		ASSERT_EQ(gmem_set_attributes(self->g, &a), 0);
+	}
+	ASSERT_EQ(gmem_munmap(ip.pg, pv, GiB), 0);
+	gmem_close(ip.pg);
+	ASSERT_EQ(gmem_unexport(peer), 0);
+}
+
 TEST_F(gig, whole_regions_only)
 {
 	void *w;
