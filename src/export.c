@@ -420,7 +420,8 @@ static int send_msg(struct gmem_peer *p, uint32_t type, uint64_t seq,
 {
 	struct peer_msg m = { PEER_MAGIC, type, seq, 0, { 0 } };
 
-	memcpy(m.v, v, sizeof(uint64_t) * (size_t)n);
+	if (n)
+		memcpy(m.v, v, sizeof(uint64_t) * (size_t)n);
 	return sys_sock_send(p->sock, &m, sizeof(m), NULL, 0, false,
 			     p->timeout_ms);
 }

@@ -143,7 +143,7 @@ TEST_F_T(pf, owner_calls_fail_once, 240)
 		int ret, end;
 
 		sys_fault_arm(n, EIO, SYS_FAULT_ONCE, SYS_C_SOCK);
-		ret = spawn(self->g, "writer", 0, NPAGES * ps, 0, 300,
+		ret = spawn(self->g, "writer", 0, NPAGES * ps, 0, 0,
 			    &self->c);
 		if (ret) {
 			/* A failed export: the peer never got going. */
@@ -203,7 +203,7 @@ static void peer_map_walk(FIXTURE_DATA(pf) *self, const char *mode)
 
 		snprintf(arg, sizeof(arg), "%s:%lu", mode, n);
 		setenv("GMEM_PEER_FAULT", arg, 1);
-		ASSERT_EQ(spawn(self->g, "writer", 0, NPAGES * ps, 0, 1000,
+		ASSERT_EQ(spawn(self->g, "writer", 0, NPAGES * ps, 0, 0,
 				&self->c), 0);
 		unsetenv("GMEM_PEER_FAULT");
 		for (int i = 0; i < ROUNDS; i++) {
