@@ -306,7 +306,8 @@ void gmem_link_destroy(struct gmem *g)
 
 	if (!l)
 		return;
-	sys_close(l->sock);
+	if (l->sock >= 0)
+		sys_close(l->sock);
 	pthread_mutex_destroy(&l->rpc_lock);
 	pthread_cond_destroy(&l->rpc_cond);
 	pthread_mutex_destroy(&l->send_lock);
@@ -473,19 +474,6 @@ static int init_file(struct gmem *g, const struct peer_msg *m, int fd)
 	return 0;
 }
 
-/* Free a peer file that never got to its caller. */
-static void drop_file(struct gmem *g)
-{
-	gmem_backing_destroy(&g->b);
-	gmem_rehome_destroy(g);
-	gmem_state_destroy(&g->state);
-	gmem_extents_destroy(&g->poison);
-	pthread_cond_destroy(&g->wake_cond);
-	pthread_mutex_destroy(&g->wake_lock);
-	pthread_mutex_destroy(&g->lock);
-	free(g);
-}
-
 GMEM_EXPORT int gmem_attach(int sock, const struct gmem_attach_args *a,
 			    struct gmem **out)
 {
@@ -579,12 +567,8 @@ GMEM_EXPORT int gmem_attach(int sock, const struct gmem_attach_args *a,
 	return 0;
 
 err_file:
-	g->link = NULL;
-	pthread_mutex_destroy(&l->rpc_lock);
-	pthread_cond_destroy(&l->rpc_cond);
-	pthread_mutex_destroy(&l->send_lock);
-	free(l);
-	drop_file(g);
+	l->sock = -1;			/* the caller's again */
+	gmem_destroy(g);		/* and the link with it */
 	return ret;
 err_fd:
 	if (fd >= 0)

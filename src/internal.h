@@ -267,6 +267,8 @@ void gmem_refs_wake(struct gmem *g);
 int gmem_lock(struct gmem *g);
 int gmem_lock_live(struct gmem *g);
 void gmem_unlock_put(struct gmem *g);
+/* Free g and all it holds (the last holder, unlocked). */
+void gmem_destroy(struct gmem *g);
 /* Close g (lock held): -EBADF from now on, owners told RELEASE. */
 void gmem_mark_closed(struct gmem *g);
 

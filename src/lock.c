@@ -53,7 +53,7 @@ int gmem_lock_live(struct gmem *g)
 	return 0;
 }
 
-static void destroy(struct gmem *g)
+void gmem_destroy(struct gmem *g)
 {
 	gmem_link_destroy(g);
 	while (g->views)
@@ -143,5 +143,5 @@ void gmem_unlock_put(struct gmem *g)
 		end_invalidations(g);
 	pthread_mutex_unlock(&g->lock);
 	if (last)
-		destroy(g);
+		gmem_destroy(g);
 }

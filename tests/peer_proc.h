@@ -29,6 +29,17 @@
 
 static uint64_t ps;
 
+/* A file of n pages, all shared, with views (ps set). */
+static int peer_test_file(uint64_t n, struct gmem **g)
+{
+	struct gmem_create_args a = { .flags = GMEM_FLAG_MMAP |
+					       GMEM_FLAG_INIT_SHARED };
+
+	ps = gmem_test_page_size();
+	a.size = n * ps;
+	return gmem_test_create(&a, g);
+}
+
 struct peer_result {
 	uint64_t reads, faults, secrets, writes;
 };

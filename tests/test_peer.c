@@ -53,13 +53,8 @@ FIXTURE(inproc) {
 
 FIXTURE_SETUP(inproc)
 {
-	struct gmem_create_args a = { .size = NPAGES * gmem_test_page_size(),
-				      .flags = GMEM_FLAG_MMAP |
-					       GMEM_FLAG_INIT_SHARED };
-
 	GMEM_TEST_REQUIRE_BACKEND();
-	ps = gmem_test_page_size();
-	ASSERT_EQ(gmem_test_create(&a, &self->g), 0);
+	ASSERT_EQ(peer_test_file(NPAGES, &self->g), 0);
 	ASSERT_EQ(convert(self->g, 8 * ps, 8 * ps, 1), 0);
 	ASSERT_EQ(gmem_test_export_inproc(self->g, 0, NPAGES * ps, 0, &self->ip,
 				&self->peer), 0);
@@ -466,13 +461,8 @@ FIXTURE(procs) {
 
 FIXTURE_SETUP(procs)
 {
-	struct gmem_create_args a = { .size = NPAGES * gmem_test_page_size(),
-				      .flags = GMEM_FLAG_MMAP |
-					       GMEM_FLAG_INIT_SHARED };
-
 	GMEM_TEST_REQUIRE_BACKEND();
-	ps = gmem_test_page_size();
-	ASSERT_EQ(gmem_test_create(&a, &self->g), 0);
+	ASSERT_EQ(peer_test_file(NPAGES, &self->g), 0);
 	ASSERT_EQ(gmem_bind(self->g, 0, NPAGES * ps, &nops, NULL, &self->b),
 		  0);
 }

@@ -51,13 +51,8 @@ FIXTURE(pf) {
 
 FIXTURE_SETUP(pf)
 {
-	struct gmem_create_args a = { .size = NPAGES * gmem_test_page_size(),
-				      .flags = GMEM_FLAG_MMAP |
-					       GMEM_FLAG_INIT_SHARED };
-
 	GMEM_TEST_REQUIRE_BACKEND();
-	ps = gmem_test_page_size();
-	ASSERT_EQ(gmem_test_create(&a, &self->g), 0);
+	ASSERT_EQ(peer_test_file(NPAGES, &self->g), 0);
 	ASSERT_EQ(gmem_bind(self->g, 0, NPAGES * ps, &nops, NULL, &self->b),
 		  0);
 }
@@ -233,4 +228,75 @@ TEST_F_T(pf, peer_map_fails_once, 240)
 TEST_F_T(pf, peer_map_fails_always, 240)
 {
 	peer_map_walk(self, "from");
+}
+
+/*
+ * Export and attach in one process (a thread attaches), every socket,
+ * pidfd and mapping call of both failing in turn: either both succeed,
+ * or both fail and leave no fd and no mapping behind.
+ */
+TEST_T(export_and_attach_unwind, 120)
+{
+	unsigned long walked = 0;
+	int fds, maps;
+
+	GMEM_TEST_REQUIRE_BACKEND();
+	/* The owner's two threads (and their stacks) stay: start them. */
+	{
+		struct gmem_test_inproc ip;
+		struct gmem_peer *p;
+		struct gmem *g;
+
+		ASSERT_EQ(peer_test_file(NPAGES, &g), 0);
+		ASSERT_EQ(gmem_test_export_inproc(g, 0, NPAGES * ps, 0, &ip,
+						  &p), 0);
+		gmem_close(ip.pg);
+		gmem_unexport(p);
+		gmem_close(g);
+		usleep(100000);
+	}
+	fds = count_fds();
+	maps = count_maps();
+	for (unsigned long n = 1;; n++) {
+		struct gmem_test_inproc ip = { 0 };
+		struct gmem_peer *p = NULL;
+		struct gmem *g;
+		int ret;
+
+		ASSERT_EQ(peer_test_file(NPAGES, &g), 0);
+		ASSERT_EQ(convert(g, 0, 4 * ps, 1), 0);
+		sys_fault_arm(n, ENOMEM, SYS_FAULT_ONCE,
+			      SYS_C_SOCK | SYS_C_MAP | SYS_C_FILE);
+		ret = gmem_test_export_inproc(g, 0, NPAGES * ps, 0, &ip, &p);
+		sys_fault_disarm();
+		if (!sys_fault_injected()) {
+			ASSERT_EQ(ret, 0);
+		}
+		if (!ret) {
+			char *v;
+
+			/* Whatever failed was absorbed: the mirror is right. */
+			ASSERT_EQ(gmem_mmap(ip.pg, 0, NPAGES * ps, PROT_READ,
+					    (void **)&v), 0);
+			ASSERT_SIGBUS(v, 0);
+			ASSERT_NO_SIGNAL(v + 4 * ps, 0);
+			ASSERT_EQ(gmem_munmap(ip.pg, v, NPAGES * ps), 0);
+		}
+		if (ip.pg)
+			gmem_close(ip.pg);
+		if (p)
+			gmem_unexport(p);
+		gmem_close(g);
+		if (!sys_fault_injected())
+			break;
+		walked++;
+		/* The peer's thread lets go of its file a moment later. */
+		for (int i = 0; i < 100 && (count_fds() != fds ||
+					      count_maps() != maps); i++)
+			usleep(10000);
+		ASSERT_EQ(count_fds(), fds);
+		ASSERT_EQ(count_maps(), maps);
+	}
+	TH_LOG("%lu calls of an export and its attach made to fail", walked);
+	ASSERT_GT(walked, 5);
 }
