@@ -485,7 +485,13 @@ int gmem_export(struct gmem *g, int sock, const struct gmem_export_args *a,
  * answering), -ESHUTDOWN (gmem_unexport() or the file was closed).
  */
 int gmem_peer_status(const struct gmem_peer *p);
-/* Cut the peer off (if still attached), drop its pins, free p. */
+/*
+ * Let the peer go: if it is still attached, it first hides every page
+ * of its range in all its views (and says so, or is cut off), since it
+ * will hear of no change again; then its pins are dropped and p freed.
+ * 0, or -ETIMEDOUT if a GMEM_EXPORT_NO_KILL peer did not confirm (p is
+ * freed all the same).
+ */
 int gmem_unexport(struct gmem_peer *p);
 
 struct gmem_attach_args {
@@ -505,8 +511,10 @@ struct gmem_attach_args {
  * range); whatever would change the file (conversion, fallocate,
  * populate, bindings, memory failure, gmem_kvm_memslot()) fails -EPERM.
  * A thread of the library's serves the owner's changes.  Once the owner
- * is gone, the state stays as it last was and gmem_pin() fails
- * -ENOTCONN.  -ETIMEDOUT, -EPROTO as gmem_export().
+ * has let it go (gmem_unexport()), every page is hidden; once the
+ * owner's file is closed or the owner died, the state stays as it last
+ * was (no page can become private any more); either way gmem_pin()
+ * fails -ENOTCONN.  -ETIMEDOUT, -EPROTO as gmem_export().
  */
 int gmem_attach(int sock, const struct gmem_attach_args *a,
 		struct gmem **out);

@@ -32,6 +32,7 @@
  * pages stay in the backing file, only where they are visible changes.
  */
 #include <errno.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -147,11 +148,28 @@ static int peers_post(struct gmem *g, void *arg)
 	return gmem_peers_change(g, &ch);
 }
 
+/* Sleep on wake_cond at most ms (wake_lock held): true if it timed out. */
+static bool timed_wait(struct gmem *g, int ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	return pthread_cond_timedwait(&g->wake_cond, &g->wake_lock, &ts) ==
+	       ETIMEDOUT;
+}
+
 /* Wait until no pin holds [start, end) back (or fail -EAGAIN). */
 static int wait_pins(struct gmem *g, struct gmem_attributes *a,
 		     uint64_t start, uint64_t end, unsigned int val, int *was)
 {
 	uint64_t pinned, seq;
+	int ping;
 
 	for (;;) {
 		if (uniform(g, start, end, val, was))
@@ -165,12 +183,24 @@ static int wait_pins(struct gmem *g, struct gmem_attributes *a,
 			a->error_offset = off_of(g, pinned);
 			return -EAGAIN;
 		}
+		/* A peer's pin: the wait is bounded while the peer is stuck
+		 * (it is asked, and cut off if it does not answer). */
+		ping = g->peers ? gmem_peers_ping(g, pinned) : 0;
+		if (atomic_load(&g->unpin_seq) != seq)
+			continue;
 		g->nr_waiters++;
 		atomic_fetch_add(&g->unpin_waiters, 1);
 		pthread_mutex_unlock(&g->lock);
 		pthread_mutex_lock(&g->wake_lock);
-		while (atomic_load(&g->unpin_seq) == seq)
-			pthread_cond_wait(&g->wake_cond, &g->wake_lock);
+		while (atomic_load(&g->unpin_seq) == seq) {
+			if (!ping) {
+				pthread_cond_wait(&g->wake_cond,
+						  &g->wake_lock);
+				continue;
+			}
+			if (timed_wait(g, ping))
+				break;		/* ask the peers again */
+		}
 		pthread_mutex_unlock(&g->wake_lock);
 		atomic_fetch_sub(&g->unpin_waiters, 1);
 		pthread_mutex_lock(&g->lock);

@@ -60,10 +60,13 @@ struct gmem_peer {
 	int timeout_ms;
 	int status;			/* gmem_peer_status() */
 	struct gmem_extents pins;	/* its pins, also in g->pins */
-	uint64_t seq;			/* the last CHANGE that wants an ACK */
 	bool told;			/* in the change under way */
-	/* hub.lock */
+	/* hub.lock (and g->lock to write seq) */
+	uint64_t seq;			/* the last CHANGE that wants an ACK */
 	bool bye;			/* it said it has nothing mapped */
+	bool exited;			/* its pidfd says the process is gone */
+	unsigned char rx[sizeof(struct peer_msg)];	/* a message begun */
+	size_t rx_len;
 	struct gmem_peer *hub_next;
 	uint64_t acked;
 	int64_t ack_err;
@@ -115,6 +118,9 @@ static void fork_child(void)
 	pthread_mutex_unlock(&hub.lock);
 }
 
+/* The hub watches each peer's socket (id) and pidfd (id | HUB_PIDFD). */
+#define HUB_PIDFD	(1ULL << 63)
+
 static struct gmem_peer *hub_find(uint64_t id)
 {
 	for (struct gmem_peer *p = hub.list; p; p = p->hub_next)
@@ -149,31 +155,52 @@ static void hub_eof(struct gmem_peer *p)
 		return;
 	p->eof = true;
 	epoll_ctl(hub.epfd, EPOLL_CTL_DEL, p->sock, NULL);
+	if (p->pidfd >= 0)
+		epoll_ctl(hub.epfd, EPOLL_CTL_DEL, p->pidfd, NULL);
 	pthread_cond_broadcast(&hub.cond);
 	hub_queue(p, NULL);
 }
 
+/*
+ * hub.lock held: read what p sent, never waiting: a message that
+ * arrives in parts is kept in p->rx until it is whole, so one peer
+ * that sends slowly delays no other (and no waiter on hub.lock).
+ */
 static void hub_read(struct gmem_peer *p)
 {
 	struct peer_msg m;
-	int ret;
+	int n;
 
 	for (;;) {
-		ret = sys_sock_recv(p->sock, &m, sizeof(m), NULL, 0, NULL,
-				    NULL, 0);
-		if (ret == -EAGAIN)
+		n = sys_sock_read_some(p->sock, p->rx + p->rx_len,
+				       sizeof(p->rx) - p->rx_len);
+		if (n == -EAGAIN)
 			return;
-		if (ret || m.magic != PEER_MAGIC) {
+		if (n < 0) {
+			hub_eof(p);
+			return;
+		}
+		p->rx_len += (size_t)n;
+		if (p->rx_len < sizeof(p->rx))
+			continue;
+		p->rx_len = 0;
+		memcpy(&m, p->rx, sizeof(m));
+		if (m.magic != PEER_MAGIC) {
 			hub_eof(p);
 			return;
 		}
 		switch (m.type) {
 		case PM_ACK:
-			if (m.seq > p->acked) {
-				p->acked = m.seq;
-				if (!p->ack_err)
-					p->ack_err = m.err;
+			/* Only an answer to a change it was sent counts. */
+			if (!m.seq || m.seq > p->seq || m.seq <= p->acked) {
+				hub_eof(p);
+				return;
 			}
+			p->acked = m.seq;
+			if (m.err > 0 || m.err < -4095)
+				m.err = -EPROTO;
+			if (!p->ack_err)
+				p->ack_err = m.err;
 			pthread_cond_broadcast(&hub.cond);
 			break;
 		case PM_PIN:
@@ -202,9 +229,15 @@ static void *reader(void *arg)
 			struct gmem_peer *p;
 
 			pthread_mutex_lock(&hub.lock);
-			p = hub_find(ev[i].data.u64);
-			if (p && !p->eof)
+			p = hub_find(ev[i].data.u64 & ~HUB_PIDFD);
+			if (p && !p->eof && (ev[i].data.u64 & HUB_PIDFD)) {
+				/* Gone, even if a child of it holds the
+				 * socket: its pins must not outlive it. */
+				p->exited = true;
+				hub_eof(p);
+			} else if (p && !p->eof) {
 				hub_read(p);
+			}
 			pthread_mutex_unlock(&hub.lock);
 		}
 	}
@@ -267,7 +300,13 @@ static int cut_off(struct gmem_peer *p)
 	return ret;
 }
 
-/* g->lock held: the connection ended; was that a clean detach? */
+/*
+ * g->lock held: p's connection ended (its socket, or its process).  A
+ * peer that said BYE detached; a process that is gone took its mappings
+ * with it (the kernel closes a dying process's files a moment before
+ * its pidfd says so: wait that moment).  Anything else closed its end
+ * while it may still map pages: cut it off.
+ */
 static int peer_ended(struct gmem_peer *p)
 {
 	bool bye;
@@ -277,11 +316,39 @@ static int peer_ended(struct gmem_peer *p)
 	pthread_mutex_lock(&hub.lock);
 	bye = p->bye;
 	pthread_mutex_unlock(&hub.lock);
-	if (bye || process_gone(p, 0)) {
+	if (bye || process_gone(p, p->timeout_ms)) {
 		peer_lost(p, -ECONNRESET);
 		return 0;
 	}
-	return cut_off(p);	/* closed its end but may still map pages */
+	return cut_off(p);
+}
+
+/*
+ * g->lock held: a send to p failed with err.  A peer whose end is
+ * closing (it detached, or it is dying) is left to the reader, which
+ * sees the end a moment later: wait for that, at most the timeout.
+ * Anything else is a peer that cannot be told: cut it off.
+ */
+static int peer_unreachable(struct gmem_peer *p, int err)
+{
+	uint64_t deadline = sys_now_ms() + (uint64_t)p->timeout_ms;
+	bool eof;
+
+	if (err != -EPIPE && err != -ECONNRESET)
+		return cut_off(p);
+	pthread_mutex_lock(&hub.lock);
+	while (!p->eof) {
+		struct timespec ts = {
+			.tv_sec = (time_t)(deadline / 1000),
+			.tv_nsec = (long)(deadline % 1000) * 1000000,
+		};
+
+		if (pthread_cond_timedwait(&hub.cond, &hub.lock, &ts))
+			break;
+	}
+	eof = p->eof;
+	pthread_mutex_unlock(&hub.lock);
+	return eof ? peer_ended(p) : cut_off(p);
 }
 
 static void handle_pin(struct gmem_peer *p, const struct peer_msg *m)
@@ -546,10 +613,34 @@ static int wait_acks(struct gmem *g)
 }
 
 /*
- * Send a CHANGE of [s, e) (val, poison) to every attached peer it meets;
- * with state, the file's state of [s, e) instead.  0, or -ETIMEDOUT if a
- * peer that could not be told could not be shown gone either.
+ * Send p a CHANGE of [s, e) (val, poison) that wants an ACK, or with
+ * state the file's state of [s, e) then an empty CHANGE that does.
+ * 0, or -ETIMEDOUT if p could not be told and not be shown gone.
  */
+static int tell_one(struct gmem_peer *p, uint64_t s, uint64_t e, int val,
+		    int poison, bool state)
+{
+	uint64_t seq;
+	int ret;
+
+	if (state)
+		ret = send_state(p, s, e);
+	else	/* what may be shown comes from the region's file now */
+		ret = val == 0 || poison == 0 ? send_regions(p, s, e) : 0;
+	pthread_mutex_lock(&hub.lock);
+	seq = ++p->seq;
+	pthread_mutex_unlock(&hub.lock);
+	if (!ret)
+		ret = send_msg(p, PM_CHANGE, seq, (uint64_t[]){ s, state ? s : e,
+			       (uint64_t)(int64_t)val,
+			       (uint64_t)(int64_t)poison }, 4);
+	if (ret)	/* could not be told: the same as no answer */
+		return peer_unreachable(p, ret);
+	p->told = true;
+	return 0;
+}
+
+/* tell_one() every attached peer that [start, end) meets. */
 static int tell(struct gmem *g, uint64_t start, uint64_t end, int val,
 		int poison, bool state)
 {
@@ -561,23 +652,9 @@ static int tell(struct gmem *g, uint64_t start, uint64_t end, int val,
 
 		if (p->status || !clip(p, &s, &e))
 			continue;
-		if (state)
-			ret = send_state(p, s, e);
-		else	/* what may be shown comes from the region's file now */
-			ret = val == 0 || poison == 0 ? send_regions(p, s, e) : 0;
-		if (!ret)
-			ret = send_msg(p, PM_CHANGE, ++p->seq,
-				       (uint64_t[]){ s, state ? s : e,
-				       (uint64_t)(int64_t)val,
-				       (uint64_t)(int64_t)poison }, 4);
-		if (ret) {
-			/* Could not be told: the same as no answer. */
-			ret = cut_off(p);
-			if (ret && !err)
-				err = ret;
-			continue;
-		}
-		p->told = true;
+		ret = tell_one(p, s, e, val, poison, state);
+		if (ret && !err)
+			err = ret;
 	}
 	return err;
 }
@@ -617,6 +694,23 @@ void gmem_peers_closed(struct gmem *g)
 		send_msg(p, PM_CLOSE, 0, NULL, 0);
 		peer_lost(p, -ESHUTDOWN);
 	}
+}
+
+int gmem_peers_ping(struct gmem *g, uint64_t page)
+{
+	int ms = 0;
+
+	for (struct gmem_peer *p = g->peers; p; p = p->next) {
+		if (p->status || gmem_extents_first(&p->pins, page, page + 1) !=
+		    page)
+			continue;
+		if (!tell_one(p, page, page, -1, -1, false) &&
+		    (!ms || p->timeout_ms < ms))
+			ms = p->timeout_ms;
+	}
+	if (ms)
+		wait_acks(g);	/* one that does not answer is cut off */
+	return ms;
 }
 
 uint64_t gmem_peers_attached(struct gmem *g)
@@ -707,6 +801,9 @@ GMEM_EXPORT int gmem_export(struct gmem *g, int sock,
 	ret = check_export(g, a);
 	if (!ret)
 		ret = sys_sock_check(sock);
+	/* No program this process exec's may keep the peer's socket. */
+	if (!ret)
+		ret = sys_cloexec(sock);
 	if (ret)
 		return ret;
 	ret = hub_start();
@@ -740,6 +837,12 @@ GMEM_EXPORT int gmem_export(struct gmem *g, int sock,
 		ev.data.u64 = p->id;
 		ret = epoll_ctl(hub.epfd, EPOLL_CTL_ADD, sock, &ev) ? -errno
 								    : 0;
+		ev.data.u64 = p->id | HUB_PIDFD;
+		if (!ret && p->pidfd >= 0 &&
+		    epoll_ctl(hub.epfd, EPOLL_CTL_ADD, p->pidfd, &ev)) {
+			ret = -errno;
+			epoll_ctl(hub.epfd, EPOLL_CTL_DEL, sock, NULL);
+		}
 		if (!ret) {
 			p->hub_next = hub.list;
 			hub.list = p;
@@ -791,6 +894,14 @@ GMEM_EXPORT int gmem_unexport(struct gmem_peer *p)
 	ret = gmem_lock(g);
 	if (ret)
 		return ret;
+	/*
+	 * Its views must not show what may become private once it no
+	 * longer hears of changes: it hides everything, and says so (or
+	 * is cut off), before it is let go.
+	 */
+	if (!p->status && !tell_one(p, p->first, p->first + p->npages, 1, -1,
+				    false))
+		ret = wait_acks(g);
 	if (!p->status) {
 		send_msg(p, PM_CLOSE, 0, NULL, 0);
 		peer_lost(p, -ESHUTDOWN);
@@ -798,8 +909,11 @@ GMEM_EXPORT int gmem_unexport(struct gmem_peer *p)
 	pthread_mutex_unlock(&g->lock);
 	/* Out of the hub: no reader or worker touches p after this. */
 	pthread_mutex_lock(&hub.lock);
-	if (!p->eof)
+	if (!p->eof) {
 		epoll_ctl(hub.epfd, EPOLL_CTL_DEL, p->sock, NULL);
+		if (p->pidfd >= 0)
+			epoll_ctl(hub.epfd, EPOLL_CTL_DEL, p->pidfd, NULL);
+	}
 	p->eof = true;
 	for (struct gmem_peer **h = &hub.list; *h; h = &(*h)->hub_next) {
 		if (*h == p) {
@@ -834,5 +948,5 @@ GMEM_EXPORT int gmem_unexport(struct gmem_peer *p)
 		sys_close(p->pidfd);
 	gmem_extents_destroy(&p->pins);
 	free(p);
-	return 0;
+	return ret;
 }

@@ -344,6 +344,13 @@ int gmem_listener_replay(struct gmem *g, struct gmem_listener *l);
  * peers are then put back to the file's state (the change is undone).
  */
 int gmem_peers_change(struct gmem *g, const struct gmem_change *ch);
+/*
+ * In a GMEM_SET_ATTR_WAIT held back by a pin of page: ask each peer
+ * whose pins hold it whether it is alive; one that does not answer is
+ * cut off (its pins go).  How long to wait before asking again (ms), or
+ * 0 if no peer pins page.
+ */
+int gmem_peers_ping(struct gmem *g, uint64_t page);
 /* Put the peers' [start, end) back to the file's state (after a failure). */
 void gmem_peers_resync(struct gmem *g, uint64_t start, uint64_t end);
 /* The file is closed: tell the peers, cut them loose. */

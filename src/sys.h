@@ -123,16 +123,18 @@ int sys_sock_check(int fd);
 int sys_sock_send(int fd, const void *buf, size_t len, const int *fds,
 		  int nfds, bool creds, int timeout_ms);
 /*
- * Receive exactly len bytes (waiting at most timeout_ms for each part,
- * < 0: no limit; 0: only what is there now, -EAGAIN if nothing is).
+ * Receive exactly len bytes, waiting at most timeout_ms in all (< 0: no
+ * limit; -ETIMEDOUT).
  * Up to maxfds fds that came with them go to fds (*nfds how many; any
  * more are closed), the sender's credentials to *cred if asked for and
  * sent.  -ECONNRESET: the other end is gone (end of file).
  */
 int sys_sock_recv(int fd, void *buf, size_t len, int *fds, int maxfds,
 		  int *nfds, struct ucred *cred, int timeout_ms);
-/* Bytes waiting to be read (FIONREAD). */
-int sys_sock_pending(int fd);
+/* Read what is there, up to len bytes, never waiting: the count, -EAGAIN
+ * (nothing), -ECONNRESET (end of file).  Control messages are dropped
+ * (the kernel closes fds that come with them). */
+int sys_sock_read_some(int fd, void *buf, size_t len);
 int sys_sock_passcred(int fd);
 int sys_sock_shutdown(int fd);
 /* Wait until fd is readable (1) or timeout_ms passes (0); < 0: forever. */

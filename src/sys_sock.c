@@ -222,13 +222,6 @@ int sys_sock_recv(int fd, void *buf, size_t len, int *fds, int maxfds,
 			ret = neg_errno();
 			break;
 		}
-		if (!timeout_ms && !done) {
-			ret = -EAGAIN;
-			break;
-		}
-		/* A message begun is sent whole: wait a little for its rest. */
-		if (!timeout_ms)
-			deadline = sys_now_ms() + 1000;
 		ret = wait_fd(fd, POLLIN, deadline);
 		if (ret <= 0) {
 			ret = ret ? ret : -ETIMEDOUT;
@@ -249,11 +242,21 @@ int sys_sock_recv(int fd, void *buf, size_t len, int *fds, int maxfds,
 	return ret;
 }
 
-int sys_sock_pending(int fd)
+int sys_sock_read_some(int fd, void *buf, size_t len)
 {
-	int n = 0;
+	ssize_t n;
+	int ret = sys_inject(SYS_C_SOCK);
 
-	return ioctl(fd, FIONREAD, &n) ? neg_errno() : n;
+	if (ret)
+		return ret;
+	do {
+		n = recv(fd, buf, len, MSG_DONTWAIT);
+	} while (n < 0 && errno == EINTR);
+	if (n > 0)
+		return (int)n;
+	if (!n)
+		return -ECONNRESET;
+	return errno == EWOULDBLOCK ? -EAGAIN : neg_errno();
 }
 
 int sys_sock_passcred(int fd)

@@ -8,7 +8,11 @@
  * Roles: reader (reads every page of its view in a loop, counting
  * faults and any secret it reads), writer (the same, and writes its
  * mark in every page it can), stall (stops itself once ready), pin
- * (pins the first page, unpins when told).  The owner side: spawn()
+ * (pins the first page, unpins when told), pinfork (pins, then forks a
+ * child that sleeps and holds the socket; its pid goes to out), detach
+ * (unmaps and closes its file, then lives on), trickle (a copy of its
+ * socket gets one byte of garbage every 50 ms, as a broken sender's),
+ * forge (with src/peer.h: an ACK for a change never sent, then stops).  The owner side: spawn()
  * (fork, exec, export), reap() (stop it, its counts), secret_round().
  * PEER_FAULT_HOOK, if a program defines it (a function of one string)
  * before the include, runs in the peer after its view is made, with
@@ -93,6 +97,7 @@ static int peer_main(const char *role)
 	struct peer_result r = { 0 };
 	struct pollfd pfd = { .fd = ctl, .events = POLLIN };
 	uint64_t pg = gmem_test_page_size(), n = len / pg;
+	int dupfd = dup(sock);		/* trickle, forge: a second writer */
 	struct gmem *g;
 	char *v, c;
 
@@ -116,11 +121,53 @@ static int peer_main(const char *role)
 		if (write(out, &c, 1) != 1)
 			return 13;
 	}
+	if (!strcmp(role, "pinfork")) {
+		void *a;
+		pid_t kid;
+
+		if (gmem_pin(g, off, pg, &a))
+			return 12;
+		kid = fork();
+		if (!kid) {		/* holds the socket, touches nothing */
+			sleep(30);
+			_exit(0);
+		}
+		c = 'P';
+		if (write(out, &c, 1) != 1 ||
+		    write(out, &kid, sizeof(kid)) != sizeof(kid))
+			return 13;
+		pause();		/* until it is killed */
+	}
+	if (!strcmp(role, "detach")) {
+		if (gmem_munmap(g, v, len))
+			return 16;
+		gmem_close(g);		/* says BYE: nothing mapped */
+		c = 'D';
+		if (write(out, &c, 1) != 1)
+			return 13;
+		while (poll(&pfd, 1, -1) == 0)
+			;
+		return 0;
+	}
 	c = 'R';
 	if (write(out, &c, 1) != 1)
 		return 13;
 	if (!strcmp(role, "stall"))
 		raise(SIGSTOP);
+	if (!strcmp(role, "trickle")) {
+		while (poll(&pfd, 1, 50) == 0)
+			if (write(dupfd, "x", 1) != 1)
+				break;
+	}
+#ifdef GMEM_PEER_H
+	if (!strcmp(role, "forge")) {
+		struct peer_msg m = { PEER_MAGIC, PM_ACK, 1ULL << 62, 0, { 0 } };
+
+		if (write(dupfd, &m, sizeof(m)) != sizeof(m))
+			return 13;
+		raise(SIGSTOP);
+	}
+#endif
 #ifdef PEER_FAULT_HOOK
 	if (getenv("GMEM_PEER_FAULT"))
 		PEER_FAULT_HOOK(getenv("GMEM_PEER_FAULT"));

@@ -264,16 +264,19 @@ TEST_F(inproc, get_fd_is_the_backing)
 	ASSERT_EQ(gmem_munmap(self->g, ov, ps), 0);
 }
 
-TEST_F(inproc, unexport_leaves_the_peer_as_it_was)
+TEST_F(inproc, unexport_hides_everything_from_the_peer)
 {
 	struct gmem *pg = self->ip.pg;
 	char *pv, *addr;
 
 	ASSERT_EQ(gmem_mmap(pg, 0, NPAGES * ps, PROT_READ, (void **)&pv), 0);
+	EXPECT_NO_SIGNAL(pv + 16 * ps, 0);
 	EXPECT_EQ(gmem_peer_status(self->peer), 0);
 	ASSERT_EQ(gmem_unexport(self->peer), 0);
 	self->peer = NULL;
-	/* Owner side: the file changes on, the orphan keeps its state. */
+	/* It hears of no change any more: it shows nothing any more. */
+	EXPECT_SIGBUS(pv + 16 * ps, 0);
+	EXPECT_SIGBUS(pv, 0);
 	ASSERT_EQ(convert(self->g, 16 * ps, ps, 1), 0);
 	EXPECT_EQ(stats(self->g).peers, 0);
 	for (int i = 0; i < 100 && gmem_pin(pg, 0, ps, (void **)&addr) !=
@@ -607,6 +610,119 @@ TEST_F_T(procs, stuck_peer_is_cut_off, 30)
 	kill(self->c[1].pid, SIGKILL);
 	waitpid(self->c[1].pid, NULL, 0);
 	self->c[1].pid = 0;
+}
+
+/* One peer's slow, broken sending delays no other peer's answers. */
+TEST_F_T(procs, a_slow_sender_delays_nobody, 30)
+{
+	uint64_t seed = 3;
+
+	self->n = 2;
+	/* A sees only pages 32..63; the conversions are of 0..31.  (A
+	 * reader that waited for a message's rest held every answer back
+	 * for a second per byte.) */
+	ASSERT_EQ(spawn(self->g, "trickle", 32 * ps, 32 * ps, 0, 0,
+			&self->c[0]), 0);
+	ASSERT_EQ(spawn(self->g, "reader", 0, NPAGES * ps, 0, 0, &self->c[1]),
+		  0);
+	for (int i = 0; i < 200; i++) {
+		ASSERT_EQ(secret_round(self->g, self->b, rnd(&seed) % 32), 0);
+		usleep(5000);	/* a second of conversions */
+	}
+	EXPECT_EQ(gmem_peer_status(self->c[1].peer), 0);
+	EXPECT_EQ(stats(self->g).peers_cut, 0);
+}
+
+/* A dead peer's pins go with its process, even while a child of it
+ * holds its socket open. */
+TEST_F_T(procs, a_dead_peers_pins_go_with_its_process, 30)
+{
+	struct gmem_attributes a = { .offset = 0, .size = ps,
+				     .attributes = GMEM_ATTR_PRIVATE,
+				     .flags = GMEM_SET_ATTR_WAIT };
+	pid_t kid = 0;
+
+	self->n = 1;
+	ASSERT_EQ(spawn(self->g, "pinfork", 0, NPAGES * ps, 0, 0, &self->c[0]),
+		  0);
+	ASSERT_EQ(read(self->c[0].out, &kid, sizeof(kid)), sizeof(kid));
+	kill(self->c[0].pid, SIGKILL);
+	EXPECT_EQ(gmem_set_attributes(self->g, &a), 0);
+	/* It did not wait for the child, which still holds the socket. */
+	EXPECT_EQ(kill(kid, 0), 0);
+	EXPECT_EQ(gmem_peer_status(self->c[0].peer), -ECONNRESET);
+	EXPECT_EQ(stats(self->g).peers_cut, 0);
+	kill(kid, SIGKILL);
+	waitpid(self->c[0].pid, NULL, 0);
+	self->c[0].pid = 0;
+}
+
+/* A peer that dies is not one that is stuck: with NO_KILL too, the
+ * conversions go on, and it is not counted as cut off. */
+TEST_F_T(procs, a_peer_that_dies_is_not_cut_off, 60)
+{
+	uint64_t seed = 5;
+
+	self->n = 4;
+	for (int k = 0; k < 4; k++) {
+		ASSERT_EQ(spawn(self->g, "writer", 0, NPAGES * ps,
+				GMEM_EXPORT_NO_KILL, 0, &self->c[k]), 0);
+		for (int i = 0; i < 50; i++)
+			ASSERT_EQ(secret_round(self->g, self->b,
+					       rnd(&seed) % NPAGES), 0);
+		kill(self->c[k].pid, SIGKILL);
+		for (int i = 0; i < 200; i++)
+			ASSERT_EQ(secret_round(self->g, self->b,
+					       rnd(&seed) % NPAGES), 0);
+		EXPECT_EQ(gmem_peer_status(self->c[k].peer), -ECONNRESET);
+	}
+	EXPECT_EQ(stats(self->g).peers_cut, 0);
+	EXPECT_EQ(stats(self->g).peers_lost, 4);
+}
+
+/* A peer that detaches (BYE) while conversions run is not killed. */
+TEST_F_T(procs, a_clean_detach_is_not_a_death, 60)
+{
+	uint64_t seed = 9;
+
+	self->n = 6;
+	for (int k = 0; k < 6; k++) {
+		int st = 0;
+
+		ASSERT_EQ(spawn(self->g, "detach", 0, NPAGES * ps, 0, 0,
+				&self->c[k]), 0);
+		for (int i = 0; i < 20; i++)
+			ASSERT_EQ(secret_round(self->g, self->b,
+					       rnd(&seed) % NPAGES), 0);
+		close(self->c[k].ctl);
+		ASSERT_EQ(waitpid(self->c[k].pid, &st, 0), self->c[k].pid);
+		self->c[k].pid = 0;
+		EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+		EXPECT_EQ(gmem_peer_status(self->c[k].peer), -ECONNRESET);
+		close(self->c[k].out);
+	}
+	EXPECT_EQ(stats(self->g).peers_cut, 0);
+}
+
+/* A peer stopped while its pin holds a waiting conversion back is
+ * asked, cut off and killed: the wait is bounded. */
+TEST_F_T(procs, a_stopped_pinner_is_cut_off, 30)
+{
+	struct gmem_attributes a = { .offset = 0, .size = ps,
+				     .attributes = GMEM_ATTR_PRIVATE,
+				     .flags = GMEM_SET_ATTR_WAIT };
+	int st = 0;
+
+	self->n = 1;
+	ASSERT_EQ(spawn(self->g, "pin", 0, NPAGES * ps, 0,
+			gmem_test_foreign_runtime() ? 5000 : 200, &self->c[0]),
+		  0);
+	kill(self->c[0].pid, SIGSTOP);
+	EXPECT_EQ(gmem_set_attributes(self->g, &a), 0);
+	EXPECT_EQ(gmem_peer_status(self->c[0].peer), -ETIMEDOUT);
+	ASSERT_EQ(waitpid(self->c[0].pid, &st, 0), self->c[0].pid);
+	EXPECT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	self->c[0].pid = 0;
 }
 
 struct waiter {

@@ -18,12 +18,17 @@
  *   peer_map_fails_always   from a point on, every mapping call of the
  *                           peer fails: still no secret, and the owner
  *                           is told every show failed
+ *   a_forged_ack_is_no_ack  an ACK for a change never sent (then the peer
+ *                           stops): the next change to private does not
+ *                           take it for an answer; the peer is cut off
+ *   export_and_attach_unwind every call of both fails in turn
  */
 #include <pthread.h>
 
 #include "gmem.h"
 #include "harness.h"
 #include "gmem_test.h"
+#include "peer.h"
 #include "sys.h"
 
 static void peer_fault(const char *arg);
@@ -299,4 +304,23 @@ TEST_T(export_and_attach_unwind, 120)
 	}
 	TH_LOG("%lu calls of an export and its attach made to fail", walked);
 	ASSERT_GT(walked, 5);
+}
+
+TEST_F_T(pf, a_forged_ack_is_no_ack, 30)
+{
+	int st = 0;
+
+	ASSERT_EQ(spawn(self->g, "forge", 0, NPAGES * ps, 0,
+			gmem_test_foreign_runtime() ? 5000 : 200, &self->c), 0);
+	ASSERT_EQ(waitpid(self->c.pid, &st, WUNTRACED), self->c.pid);
+	ASSERT_TRUE(WIFSTOPPED(st));
+	/* Had the forged ACK counted, this would return with the page
+	 * still shown in the stopped peer's view. */
+	ASSERT_EQ(convert(self->g, 0, ps, 1), 0);
+	EXPECT_EQ(gmem_peer_status(self->c.peer), -ETIMEDOUT);
+	ASSERT_EQ(waitpid(self->c.pid, &st, 0), self->c.pid);
+	EXPECT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	self->c.pid = 0;
+	close(self->c.ctl);
+	close(self->c.out);
 }
