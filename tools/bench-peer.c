@@ -101,8 +101,11 @@ int bench_device(const char *spec)
 		unsigned char seen[2] = { 0, 0 };
 
 		if (r.np < 1 || r.np > 2 || r.off > size ||
-		    r.np * page_size() > size - r.off)
+		    r.np * page_size() > size - r.off) {
+			out_error("bench: device: a request outside the "
+				  "region");
 			return EXIT_FAIL;
+		}
 		for (uint64_t p = 0; p < r.np; p++) {
 			volatile unsigned char *b = (unsigned char *)mem +
 						    r.off + p * page_size();
@@ -111,8 +114,10 @@ int bench_device(const char *spec)
 			*b = (unsigned char)(seen[p] + 1);
 		}
 		if (send(kick, seen, sizeof(seen), MSG_NOSIGNAL) !=
-		    sizeof(seen))
+		    sizeof(seen)) {
+			out_error("bench: device: send: %s", strerror(errno));
 			return EXIT_FAIL;
+		}
 	}
 	if (g) {
 		gmem_munmap(g, mem, PEER_SIZE);
