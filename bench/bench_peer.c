@@ -19,6 +19,9 @@
  *                      unix socket to another process (--echo), the
  *                      least a conversion that waits for a peer's
  *                      answer can cost, both measured in the round
+ *   local_plus_round_trip  that least cost itself against
+ *                      local_to_private: how much of a peer's cost no
+ *                      socket protocol can avoid on this machine
  *
  * Every configuration has a file (and peers) of its own, all set up
  * before the first round; each of the 9 rounds (of 1,000 cycles, 100
@@ -319,6 +322,9 @@ int main(int argc, char **argv)
 					    NO_TARGET);
 		}
 	}
+	bench_report_paired("local_plus_round_trip", n, floor,
+			    "local_to_private", local->to_private, PEER_ROUNDS,
+			    NO_TARGET);
 	for (unsigned int i = 1; i < nconf; i++) {
 		struct conf *c = &conf[i];
 
