@@ -79,7 +79,8 @@ static int peer_main(char **argv)
 	while (read(ctl, &c, 1) > 0)
 		;
 	for (int i = 0; i < views; i++)
-		bench_check(gmem_munmap(g, v[i], FILE_SIZE), "peer: gmem_munmap");
+		bench_check(gmem_munmap(g, v[i], FILE_SIZE),
+			    "peer: gmem_munmap");
 	gmem_close(g);
 	return 0;
 }

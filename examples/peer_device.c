@@ -152,7 +152,8 @@ int main(int argc, char **argv)
 	 * learns its queue's address). */
 	ring = (struct ring *)mem;
 	while (read(kfd, &kick, 1) == 1) {
-		uint32_t avail = __atomic_load_n(&ring->avail, __ATOMIC_ACQUIRE);
+		uint32_t avail = __atomic_load_n(&ring->avail,
+						 __ATOMIC_ACQUIRE);
 
 		while (ring->used != avail) {
 			struct ring_desc *d = &ring->d[ring->used % RING_SIZE];

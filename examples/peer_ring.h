@@ -22,7 +22,7 @@
 
 enum ring_code {
 	REQ_UPPER = 1,		/* response = the request, upper-cased */
-	REQ_SUM = 2,		/* response = the sum of the request's bytes */
+	REQ_SUM = 2,		/* response = the request's byte sum */
 };
 
 struct ring_desc {
@@ -36,8 +36,8 @@ struct ring_desc {
 };
 
 struct ring {
-	uint32_t avail;		/* written by the guest: descriptors posted */
-	uint32_t used;		/* written by the device: descriptors done */
+	uint32_t avail;		/* guest: descriptors posted */
+	uint32_t used;		/* device: descriptors done */
 	struct ring_desc d[RING_SIZE];
 };
 

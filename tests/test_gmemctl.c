@@ -202,7 +202,8 @@ TEST(usage_errors_exit_2)
 		{ "info", "--max-ranges", "x", "size=1G" },
 		{ "bench", "--only", "" }, { "bench", "--only", "," },
 		{ "bench", "--only", "flip,nope" }, { "demo", "--flips", "0" },
-		{ "bench", "--only", "peer,nope" }, { "bench", "--only", "peers" },
+		{ "bench", "--only", "peer,nope" },
+		{ "bench", "--only", "peers" },
 		{ "demo", "--seed", "0" }, { "vm", "--bogus" }, { "vm", "--ask" },
 		{ "vm", "--ask", "sideways" }, { "vm", "extra" },
 	};

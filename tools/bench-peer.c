@@ -139,7 +139,7 @@ struct peer_state {
 	uint32_t *lat;
 	uint64_t nlat;
 	double round_ns[ROUNDS];
-	uint64_t bad;			/* device reads of other contents */
+	uint64_t bad;			/* device found other contents */
 	unsigned char expect[PEER_SLOTS * 2];
 };
 
@@ -217,7 +217,8 @@ static int device_start(struct peer_state *ps, int v)
 		ret = gmem_export(ps->s.g, sv[0], &ea, &ps->peer);
 		if (ret) {
 			close(sv[0]);
-			kill(ps->pid, SIGKILL);	/* device_stop() reaps it */
+			/* device_stop() reaps it */
+			kill(ps->pid, SIGKILL);
 			return ret;
 		}
 	}

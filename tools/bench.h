@@ -3,8 +3,9 @@
  * bench.h - what the files of "gmemctl bench" share: the variants under
  * comparison (bench-side.c), the results the plots are drawn from and
  * the plotting entry point (bench-plot.c), the workloads (bench-flip.c,
- * bench-big.c, bench-peer.c) and their statistics (bench-stats.c).  builtin-bench.c
- * owns the command: options, the run, the JSON document around them.
+ * bench-big.c, bench-peer.c) and their statistics (bench-stats.c).
+ * builtin-bench.c owns the command: options, the run, the JSON document
+ * around them.
  */
 #ifndef GMEMCTL_BENCH_H
 #define GMEMCTL_BENCH_H
