@@ -202,6 +202,8 @@ TEST(usage_errors_exit_2)
 		{ "info", "--max-ranges", "x", "size=1G" },
 		{ "bench", "--only", "" }, { "bench", "--only", "," },
 		{ "bench", "--only", "flip,nope" }, { "demo", "--flips", "0" },
+		{ "bench", "--only", "peer,nope" },
+		{ "bench", "--only", "peers" },
 		{ "demo", "--seed", "0" }, { "vm", "--bogus" }, { "vm", "--ask" },
 		{ "vm", "--ask", "sideways" }, { "vm", "extra" },
 	};
@@ -308,6 +310,29 @@ TEST_T(bench_quick_flip, 120)
 	EXPECT_HAS(r.out, "\"variant\": \"qemu\"");
 	EXPECT_HAS(r.out, "\"variant\": \"qemu-nodiscard\"");
 	EXPECT_HAS(r.out, "\"ok\": true");
+}
+
+/*
+ * The peer workload: the device runs in a process of its own (gmemctl
+ * started again); libgmem-peer keeps the contents the device wrote,
+ * qemu-vhost punches them on every conversion.
+ */
+TEST_T(bench_quick_peer, 120)
+{
+	struct run r;
+
+	RUN(&r, "bench", "--quick", "--only", "peer", "--json", "-");
+	ASSERT_EQ(r.status, 0);
+	EXPECT_TRUE(json_ok(r.out));
+	EXPECT_HAS(r.out, "\"workload\": \"peer\"");
+	EXPECT_HAS(r.out, "\"variant\": \"libgmem-peer\"");
+	EXPECT_HAS(r.out, "\"variant\": \"libgmem-fd\"");
+	EXPECT_HAS(r.out, "\"variant\": \"qemu-vhost\"");
+	EXPECT_NULL(strstr(r.out, "\"workload\": \"flip\""));
+	EXPECT_HAS(r.out, "\"ok\": true");
+	EXPECT_EQ(r.err[0], '\0');
+	RUN(&r, "bench", "--help");
+	EXPECT_HAS(r.out, "flip, boot, random, fragment, peer");
 }
 
 /* Numbers are decimal (a leading zero is no octal prefix) or 0x hex. */

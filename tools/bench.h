@@ -3,8 +3,9 @@
  * bench.h - what the files of "gmemctl bench" share: the variants under
  * comparison (bench-side.c), the results the plots are drawn from and
  * the plotting entry point (bench-plot.c), the workloads (bench-flip.c,
- * bench-big.c) and their statistics (bench-stats.c).  builtin-bench.c
- * owns the command: options, the run, the JSON document around them.
+ * bench-big.c, bench-peer.c) and their statistics (bench-stats.c).
+ * builtin-bench.c owns the command: options, the run, the JSON document
+ * around them.
  */
 #ifndef GMEMCTL_BENCH_H
 #define GMEMCTL_BENCH_H
@@ -89,7 +90,8 @@ int bench_plots_check(const char *dir);
 struct cfg {
 	bool quick;
 	uint64_t seed;
-	bool want[4];			/* flip, boot, random, fragment */
+	bool want[5];			/* flip, boot, random, fragment,
+					   peer */
 	bool have_floor;		/* userfaultfd works here */
 };
 
@@ -111,5 +113,12 @@ int bench_flip(const struct cfg *c, struct json *j, struct results *res);
 int bench_boot(const struct cfg *c, struct json *j, struct results *res);
 int bench_random(const struct cfg *c, struct json *j, struct results *res);
 int bench_fragment(const struct cfg *c, struct json *j);
+int bench_peer(const struct cfg *c, struct json *j);
+/*
+ * The device process of the peer workload (bench-peer.c): gmemctl
+ * exec'ed again with GMEMCTL_BENCH_DEVICE=spec; an exit code.
+ */
+#define BENCH_DEVICE_ENV	"GMEMCTL_BENCH_DEVICE"
+int bench_device(const char *spec);
 
 #endif /* GMEMCTL_BENCH_H */

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * builtin-bench.c - "gmemctl bench": libgmem's in-place conversion side
- * by side with the peers' approach, in one run, on four workloads; a
+ * by side with the peers' approach, in one run, on five workloads; a
  * table with ratios, a JSON file and gnuplot PNGs.
  *
  * Variants (every one starts all private, as confidential guest RAM):
@@ -18,10 +18,15 @@
  *   libgmem-noview  random and fragment only, for information: libgmem
  *                   without a host view, so the state and the checks
  *                   alone (a view maps every shared page, see view.c)
+ *   libgmem-peer,   peer only: the device in a process of its own,
+ *   qemu-vhost      attached to the file (gmem_export) or, QEMU's way
+ *                   with a vhost-user device, mapping the shared memfd
+ *                   itself, with a punch on every conversion
  *
  * This file is the command: its options, the run and the JSON document
  * around the workloads.  Variants are in bench-side.c, the workloads in
- * bench-flip.c (flip, boot) and bench-big.c (random, fragment), their
+ * bench-flip.c (flip, boot), bench-big.c (random, fragment) and
+ * bench-peer.c (peer, and the device process it starts), their
  * statistics in bench-stats.c, plots in bench-plot.c (bench.h).
  *
  * Workloads:
@@ -39,6 +44,9 @@
  *             (one seed for all), on 1 TiB, nothing touched
  *   fragment  1,000,000 one-page shared islands spread over 1 TiB, then
  *             the whole file back to private in one call
+ *   peer      flip's pattern with the device in another process (this
+ *             program exec'ed again, GMEMCTL_BENCH_DEVICE set): one
+ *             request to it per transaction over a socket
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -66,11 +74,15 @@ static const char usage[] =
 "  qemu-nodiscard  the same with shared discard disabled\n"
 "  floor           the bare system calls of libgmem's userfaultfd view\n"
 "  libgmem-noview  (random, fragment) libgmem without a host view\n"
-"on four workloads:\n"
+"  qemu-vhost      (peer) QEMU's way with a vhost-user device: the device\n"
+"                  process maps the shared memfd, every conversion punches\n"
+"on five workloads:\n"
 "  flip      OVMF DMA: 1-2 pages shared, touched, private, 100,000 times\n"
 "  boot      a boot on 1 GiB to 1 TiB guests: accept, swiotlb, DMA\n"
 "  random    1,000,000 random 4 KiB conversions on 1 TiB\n"
 "  fragment  1,000,000 shared islands on 1 TiB, then all back private\n"
+"  peer      flip with the device in another process: libgmem-peer\n"
+"            (gmem_export/gmem_attach) against qemu-vhost\n"
 "and prints a table per workload; \"vs libgmem\" is the variant's time\n"
 "over libgmem's (above 1: libgmem is faster).\n"
 "\n"
@@ -85,8 +97,8 @@ static const char usage[] =
 "  --seed N      seed of the random sequences, 1 or more (default 1; 0\n"
 "                is refused, as by gmemctl demo)\n"
 "  --only LIST   run only these workloads, a comma-separated list of\n"
-"                flip, boot, random, fragment (empty or unknown: usage\n"
-"                error)\n"
+"                flip, boot, random, fragment, peer (empty or unknown:\n"
+"                usage error)\n"
 "  -h, --help    this text\n"
 "\n"
 "Numbers are decimal or hex with 0x.\n"
@@ -100,20 +112,20 @@ static const char usage[] =
 static int parse_only(const char *list, bool *want)
 {
 	static const char *const names[] = { "flip", "boot", "random",
-					     "fragment" };
+					     "fragment", "peer" };
 	char *copy = strdup(list), *save = NULL, *w;
 	int ret = -EINVAL;		/* until one name is found */
 
 	if (!copy)
 		return -ENOMEM;
-	memset(want, 0, 4 * sizeof(*want));
+	memset(want, 0, 5 * sizeof(*want));
 	for (w = strtok_r(copy, ",", &save); w;
 	     w = strtok_r(NULL, ",", &save)) {
 		unsigned int i;
 
-		for (i = 0; i < 4 && strcmp(w, names[i]); i++)
+		for (i = 0; i < 5 && strcmp(w, names[i]); i++)
 			;
-		if (i == 4) {
+		if (i == 5) {
 			ret = -EINVAL;
 			break;
 		}
@@ -163,7 +175,8 @@ int cmd_bench(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct cfg c = { .seed = 1, .want = { true, true, true, true } };
+	struct cfg c = { .seed = 1,
+			 .want = { true, true, true, true, true } };
 	const char *json_path = NULL, *plot_dir = NULL;
 	struct results *res;
 	struct utsname un;
@@ -172,6 +185,9 @@ int cmd_bench(int argc, char **argv)
 	int opt, err, ret = 0;
 	uint64_t t;
 
+	/* The peer workload's device: gmemctl exec'ed by bench_peer(). */
+	if (getenv(BENCH_DEVICE_ENV))
+		return bench_device(getenv(BENCH_DEVICE_ENV));
 	opterr = 0;
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -201,7 +217,8 @@ int cmd_bench(int argc, char **argv)
 						       "--only '%s': a comma-"
 						       "separated list of "
 						       "flip, boot, random, "
-						       "fragment", optarg);
+						       "fragment, peer",
+						       optarg);
 			break;
 		case 'h':
 			return out_help(usage);
@@ -266,6 +283,8 @@ int cmd_bench(int argc, char **argv)
 		ret = bench_random(&c, &j, res);
 	if (!ret && c.want[3])
 		ret = bench_fragment(&c, &j);
+	if (!ret && c.want[4])
+		ret = bench_peer(&c, &j);
 	json_arr_end(&j);
 	json_dbl(&j, "seconds", (double)(bench_now() - t) / 1e9);
 	json_bool(&j, "ok", !ret);
