@@ -429,6 +429,10 @@ struct gmem_stats {
 	uint64_t peers_lost;		/* died, detached or cut off */
 	uint64_t peers_cut;		/* of which cut off (no answer) */
 	uint64_t peer_pinned;		/* bytes peers hold pinned */
+	/* A peer file (gmem_attach): the range the owner exported to it
+	   (size 0 for the owner's own files); the rest is never shown. */
+	uint64_t peer_offset;
+	uint64_t peer_size;
 };
 
 /*

@@ -83,6 +83,12 @@ bool gmem_link_range_ok(const struct gmem *g, uint64_t offset, uint64_t len)
 	return s >= g->link->first && e <= g->link->first + g->link->npages;
 }
 
+void gmem_link_range(const struct gmem *g, uint64_t *offset, uint64_t *size)
+{
+	*offset = off_of(g, g->link->first);
+	*size = off_of(g, g->link->npages);
+}
+
 int gmem_link_view_ok(const struct gmem *g, uint64_t offset, uint64_t len)
 {
 	uint64_t end = offset + len;

@@ -240,6 +240,8 @@ GMEM_EXPORT int gmem_stat(struct gmem *g, struct gmem_stats *st, size_t size)
 	s.peers_lost = g->peers_lost;
 	s.peers_cut = g->peers_cut;
 	s.peer_pinned = gmem_peers_pinned(g);
+	if (gmem_is_peer(g))
+		gmem_link_range(g, &s.peer_offset, &s.peer_size);
 	ret = gmem_huge_spans(g, &spans, &nspans);
 	/* What may change under us is read now: hugetlb region files are
 	 * swapped by re-homing, the KVM window is made on first use. */

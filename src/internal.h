@@ -373,6 +373,8 @@ bool gmem_link_holds(struct gmem *g, bool idle);
 void gmem_link_destroy(struct gmem *g);
 /* Is [offset, +len) inside the range the owner exported? */
 bool gmem_link_range_ok(const struct gmem *g, uint64_t offset, uint64_t len);
+/* The range exported to this peer file, in bytes. */
+void gmem_link_range(const struct gmem *g, uint64_t *offset, uint64_t *size);
 /* May a view of [offset, +len) be made: 0, -EINVAL (outside), -EIO. */
 int gmem_link_view_ok(const struct gmem *g, uint64_t offset, uint64_t len);
 

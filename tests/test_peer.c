@@ -294,6 +294,9 @@ TEST_F(inproc, a_range_exported_is_all_a_peer_sees)
 	char *v;
 
 	ASSERT_EQ(gmem_test_export_inproc(self->g, 4 * ps, 8 * ps, 0, &ip2, &p2), 0);
+	EXPECT_EQ(stats(ip2.pg).peer_offset, 4 * ps);
+	EXPECT_EQ(stats(ip2.pg).peer_size, 8 * ps);
+	EXPECT_EQ(stats(self->g).peer_size, 0);
 	EXPECT_EQ(gmem_mmap(ip2.pg, 0, ps, PROT_READ, (void **)&v), -EINVAL);
 	EXPECT_EQ(gmem_mmap(ip2.pg, 4 * ps, 9 * ps, PROT_READ, (void **)&v),
 		  -EINVAL);
