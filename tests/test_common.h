@@ -200,11 +200,16 @@ static inline void tc_sysfs_lock(void)
 
 	if (fd >= 0 || getenv("GMEM_TEST_NO_SYSFS"))
 		return;
+	/* Readable by all: flock() needs only an open fd, so a suite of
+	 * another user waits for root's too (a read-only open is enough). */
 	fd = open("/run/lock/libgmem-test-sysfs.lock",
-		  O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		  O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		fd = open("/run/lock/libgmem-test-sysfs.lock",
+			  O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		fd = open("/tmp/libgmem-test-sysfs.lock",
-			  O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+			  O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (fd >= 0)
 		flock(fd, LOCK_EX);
 }

@@ -358,6 +358,8 @@ FIXTURE(gig) {
 	char saved[32];
 	struct gmem *g;
 	char *v;
+	struct gmem_peer *peer;		/* peer_follows_region_swaps */
+	struct gmem *pg;
 };
 
 FIXTURE_SETUP(gig)
@@ -388,6 +390,11 @@ FIXTURE_SETUP(gig)
 
 FIXTURE_TEARDOWN(gig)
 {
+	/* A peer holds the file (and its 1 GiB pages) until it is let go. */
+	if (self->pg)
+		gmem_close(self->pg);
+	if (self->peer)
+		gmem_unexport(self->peer);
 	if (self->v)
 		gmem_munmap(self->g, self->v, GiB);
 	gmem_close(self->g);
@@ -403,11 +410,12 @@ FIXTURE_TEARDOWN(gig)
 TEST_F(gig, peer_follows_region_swaps)
 {
 	struct gmem_test_inproc ip;
-	struct gmem_peer *peer;
 	struct gmem_stats st;
 	char *pv;
 
-	ASSERT_EQ(gmem_test_export_inproc(self->g, 0, GiB, 0, &ip, &peer), 0);
+	ASSERT_EQ(gmem_test_export_inproc(self->g, 0, GiB, 0, &ip,
+					  &self->peer), 0);
+	self->pg = ip.pg;
 	ASSERT_EQ(gmem_mmap(ip.pg, 0, GiB, PROT_READ | PROT_WRITE,
 			    (void **)&pv), 0);
 	ASSERT_SIGBUS(pv, 0);
@@ -438,8 +446,6 @@ TEST_F(gig, peer_follows_region_swaps)
 		ASSERT_EQ(gmem_set_attributes(self->g, &a), 0);
 	}
 	ASSERT_EQ(gmem_munmap(ip.pg, pv, GiB), 0);
-	gmem_close(ip.pg);
-	ASSERT_EQ(gmem_unexport(peer), 0);
 }
 
 TEST_F(gig, whole_regions_only)
