@@ -443,9 +443,9 @@ int gmem_stat(struct gmem *g, struct gmem_stats *st, size_t size);
  */
 struct gmem_snapshot_save_args {
 	uint64_t flags;			/* none defined: 0 */
-	/* Called now and then with the payload bytes written so far and
-	 * their total, with no lock of the file held by this thread's
-	 * caller but g's: calls into g from it fail -EDEADLK.  May be NULL. */
+	/* May be NULL.  Called now and then with the contents bytes
+	 * written so far and their total, with g's lock held: a call for
+	 * g from it fails -EDEADLK. */
 	void (*progress)(void *opaque, uint64_t done, uint64_t total);
 	void *opaque;
 	uint64_t bytes;			/* out: bytes written to the stream */
@@ -474,6 +474,7 @@ struct gmem_snapshot_restore_args {
 	uint32_t backend;		/* must be the stream's (-EMEDIUMTYPE) */
 	int32_t vm_fd;			/* as gmem_create_args.vm_fd */
 	uint64_t restore_flags;		/* GMEM_RESTORE_* */
+	/* May be NULL: contents bytes read so far and their total. */
 	void (*progress)(void *opaque, uint64_t done, uint64_t total);
 	void *opaque;
 	uint64_t bytes;			/* out: bytes read from the stream */
