@@ -19,6 +19,10 @@
  * fails with its documented errno, returns no file and leaves no
  * mapping or fd of libgmem behind.
  *
+ * Every system call of a save and of a restore failed in turn (sys.h's
+ * fault injection): a restore that fails returns no file and leaves
+ * nothing behind; a save that fails leaves the file as it was.
+ *
  * Sparse: a 1 TiB file with 4 MiB allocated saves a stream of about
  * 4 MiB.
  */
@@ -34,6 +38,7 @@
 #include "hash.h"
 #include "internal.h"
 #include "snapshot.h"
+#include "sys.h"
 
 #define MiB		(1ULL << 20)
 #define GiB		(1ULL << 30)
@@ -45,6 +50,18 @@ static uint64_t ps;
 static void __attribute__((constructor)) init_page_size(void)
 {
 	ps = (uint64_t)getpagesize();
+}
+
+/*
+ * The THP and hugetlb round trips read /sys but never write it; their
+ * results depend on it (shmem_enabled decides what a write allocates),
+ * so they hold the lock of the tests that change it (test_common.h),
+ * as those do, for the life of the process: no other suite on the
+ * machine changes the setting under them.
+ */
+static void __attribute__((constructor)) lock_sysfs(void)
+{
+	tc_sysfs_lock();
 }
 
 /* ---- building and comparing files -------------------------------------- */
@@ -202,11 +219,11 @@ static struct gmem *round_trip(struct gmem *g, uint32_t backend)
 {
 	struct gmem *r = NULL;
 	int fd = stream_fd();
-	int maps = count_maps();
+	int maps = gmem_test_count_maps(true);
 
 	ASSERT_EQ(save(g, fd), 0);
 	/* Saving maps nothing (no host view of a private page). */
-	ASSERT_EQ(count_maps(), maps);
+	ASSERT_EQ(gmem_test_count_maps(true), maps);
 	ASSERT_EQ(restore(fd, backend, &r), 0);
 	ASSERT_NONNULL(r);
 	close(fd);
@@ -705,4 +722,61 @@ TEST(dropped_or_repeated_record_fails)
 	ASSERT_EQ(restore_bytes(t, len + r1, NULL), -EBADMSG);
 	free(t);
 	free(s);
+}
+
+/* ---- injected failures -------------------------------------------------- */
+
+TEST(restore_unwinds_every_injected_failure)
+{
+	size_t len;
+	unsigned char *s = small_stream(&len);
+	unsigned long n, failed = 0;
+
+	for (n = 1; n < 5000; n++) {
+		unsigned long injected;
+		int ret;
+
+		sys_fault_arm(n, ENOMEM, SYS_FAULT_ONCE, SYS_C_FALLIBLE);
+		ret = restore_bytes(s, len, NULL);
+		injected = sys_fault_injected();
+		sys_fault_disarm();
+		if (!injected)
+			break;		/* past the restore's last call */
+		failed += ret != 0;
+	}
+	TH_LOG("%lu calls failed in turn, %lu restores failed", n - 1,
+	       failed);
+	ASSERT_GT(n, 10);
+	ASSERT_GT(failed, 0);
+	ASSERT_EQ(restore_bytes(s, len, NULL), 0);
+	free(s);
+}
+
+TEST(save_survives_every_injected_failure)
+{
+	struct gmem *g = build(32 * ps, 0, GMEM_BACKEND_MEMFD, ps), *r;
+	unsigned long n, failed = 0;
+	int maps = gmem_test_count_maps(true);
+
+	for (n = 1; n < 5000; n++) {
+		unsigned long injected;
+		int fd = stream_fd(), ret;
+
+		sys_fault_arm(n, EIO, SYS_FAULT_ONCE, SYS_C_FALLIBLE);
+		ret = gmem_snapshot_save(g, fd, NULL);
+		injected = sys_fault_injected();
+		sys_fault_disarm();
+		close(fd);
+		if (!injected)
+			break;
+		failed += ret != 0;
+		/* libgmem's own mappings only: malloc's heap may grow. */
+		ASSERT_EQ(gmem_test_count_maps(true), maps);
+	}
+	TH_LOG("%lu calls failed in turn, %lu saves failed", n - 1, failed);
+	ASSERT_GT(n, 2);
+	/* The file is as it was: a save now restores equal. */
+	r = round_trip(g, GMEM_BACKEND_MEMFD);
+	gmem_close(g);
+	gmem_close(r);
 }
