@@ -483,8 +483,14 @@ TEST(sparse_1t_saves_what_is_allocated)
 	struct gmem *g, *r;
 	int fd = stream_fd();
 	uint64_t bytes;
+	int ret = gmem_create(&args, &g);
 
-	ASSERT_EQ(gmem_create(&args, &g), 0);
+	/* valgrind's address space has no room for a 1 TiB window. */
+	if (ret && gmem_test_foreign_runtime())
+		SKIP(return, "gmem_create(1 TiB) under a sanitizer or valgrind: "
+		     "%s (its runtime limits the address space)",
+		     strerror(-ret));
+	ASSERT_EQ(ret, 0);
 	ASSERT_EQ(gmem_fallocate(g, FALLOC_FL_KEEP_SIZE, 0, 2 * MiB), 0);
 	ASSERT_EQ(gmem_fallocate(g, FALLOC_FL_KEEP_SIZE, 700 * GiB, 2 * MiB),
 		  0);
@@ -494,10 +500,13 @@ TEST(sparse_1t_saves_what_is_allocated)
 	       (uintmax_t)bytes);
 	ASSERT_GE(bytes, 4 * MiB);
 	ASSERT_LE(bytes, 4 * MiB + 64 * 1024);
+	/* The source's 1 TiB of address space goes first: a sanitizer's
+	 * runtime leaves a process room for one such file, not two. */
+	gmem_close(g);
 	ASSERT_EQ(restore(fd, GMEM_BACKEND_MEMFD, &r), 0);
 	ASSERT_EQ(stats(r).allocated, 4 * MiB);
+	ASSERT_EQ(stats(r).size, 1ULL << 40);
 	close(fd);
-	gmem_close(g);
 	gmem_close(r);
 }
 
