@@ -25,12 +25,16 @@
  * nothing behind; a save that fails leaves the file as it was.
  *
  * Sparse: a 1 TiB file with 4 MiB allocated saves a stream of about
- * 4 MiB.
+ * 4 MiB.  gmemctl snapshot and restore (make check's $GMEMCTL): a round
+ * trip, and a truncated stream, another file and a usage mistake
+ * refused with their exit codes.
  */
 #include <linux/falloc.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 
 #include <gmem.h>
 
@@ -787,4 +791,53 @@ TEST(save_survives_every_injected_failure)
 	r = round_trip(g, GMEM_BACKEND_MEMFD);
 	gmem_close(g);
 	gmem_close(r);
+}
+
+/* ---- gmemctl snapshot / restore ------------------------------------------ */
+
+/* Run a shell command line; its exit status, stdout+stderr in out. */
+static int sh(char *out, size_t len, const char *fmt, ...)
+{
+	char cmd[1024];
+	va_list ap;
+	FILE *p;
+	size_t n;
+	int st;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	p = popen(cmd, "r");
+	ASSERT_NONNULL(p);
+	n = fread(out, 1, len - 1, p);
+	out[n] = 0;
+	st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+TEST(gmemctl_snapshot_and_restore)
+{
+	const char *gm = getenv("GMEMCTL");
+	char dir[] = "/tmp/gmem-snap-XXXXXX", out[8192];
+
+	if (!gm || access(gm, X_OK))
+		SKIP(return, "no gmemctl to run (GMEMCTL is set by make check)");
+	ASSERT_NONNULL(mkdtemp(dir));
+	ASSERT_EQ(sh(out, sizeof(out), "%s snapshot --size 1T --alloc 8M "
+		     "%s/s 2>&1", gm, dir), 0);
+	ASSERT_NONNULL(strstr(out, "8 MiB"));
+	ASSERT_EQ(sh(out, sizeof(out), "%s restore %s/s 2>&1", gm, dir), 0);
+	ASSERT_NONNULL(strstr(out, "Restored"));
+	ASSERT_NONNULL(strstr(out, "8 MiB"));
+	/* Truncated, not a snapshot, a usage mistake. */
+	ASSERT_EQ(sh(out, sizeof(out), "head -c 100000 %s/s > %s/t && "
+		     "%s restore %s/t 2>&1", dir, dir, gm, dir), 1);
+	ASSERT_NONNULL(strstr(out, "truncated"));
+	ASSERT_EQ(sh(out, sizeof(out), "head -c 4096 /dev/zero > %s/z && "
+		     "%s restore %s/z 2>&1", dir, gm, dir), 1);
+	ASSERT_NONNULL(strstr(out, "not a libgmem snapshot"));
+	ASSERT_EQ(sh(out, sizeof(out), "%s restore 2>&1", gm), 2);
+	ASSERT_EQ(sh(out, sizeof(out), "%s snapshot --alloc 3M %s/u 2>&1", gm,
+		     dir), 2);
+	ASSERT_EQ(sh(out, sizeof(out), "rm -r %s", dir), 0);
 }
