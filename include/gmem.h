@@ -540,6 +540,70 @@ int gmem_get_fd(struct gmem *g, uint64_t offset, int *fd,
  */
 int gmem_stat(struct gmem *g, struct gmem_stats *st, size_t size);
 
+/*
+ * Snapshot and restore (gmem_snapshot_save(3), gmem_snapshot_restore(3)).
+ * A file is saved to a stream (any fd: a file, a pipe, a socket) as its
+ * size, flags, shared/private runs, poisoned pages and the contents of
+ * its allocated pages only, in a versioned format with a checksum on
+ * every record (gmem_snapshot_save(3), FORMAT); restoring it makes a new
+ * file with the same state, contents and allocation.  Private contents
+ * are read and written through libgmem's own guest-side mapping, never a
+ * host view.
+ */
+struct gmem_snapshot_save_args {
+	uint64_t flags;			/* none defined: 0 */
+	/* May be NULL.  Called now and then with the contents bytes
+	 * written so far and their total, with g's lock held: a call for
+	 * g from it fails -EDEADLK. */
+	void (*progress)(void *opaque, uint64_t done, uint64_t total);
+	void *opaque;
+	uint64_t bytes;			/* out: bytes written to the stream */
+	uint64_t reserved[4];		/* must be 0 */
+};
+
+/*
+ * Write g to fd.  The file's lock is held for the whole save, so the
+ * snapshot is one consistent state; stores through host views and by the
+ * guest take no lock: quiesce them for consistent contents.  0 or -errno:
+ * -EINVAL (bad arguments, reserved or flags not 0), -EBADF (g closed), an
+ * error of write(2) on fd (-EPIPE without SIGPIPE, -ENOSPC, ...).  On an
+ * error part of the stream may have been written; it has no END record,
+ * so no restore accepts it.
+ */
+int gmem_snapshot_save(struct gmem *g, int fd,
+		       struct gmem_snapshot_save_args *args);
+
+/* gmem_snapshot_restore_args.restore_flags */
+#define GMEM_RESTORE_AS_SAVED	(1ULL << 0)	/* size and flags from the
+						   stream (args' must be 0) */
+
+struct gmem_snapshot_restore_args {
+	uint64_t size;			/* must be the stream's (-ERANGE) */
+	uint64_t flags;			/* GMEM_FLAG_*: must be the stream's */
+	uint32_t backend;		/* must be the stream's (-EMEDIUMTYPE) */
+	int32_t vm_fd;			/* as gmem_create_args.vm_fd */
+	uint64_t restore_flags;		/* GMEM_RESTORE_* */
+	/* May be NULL: contents bytes read so far and their total. */
+	void (*progress)(void *opaque, uint64_t done, uint64_t total);
+	void *opaque;
+	uint64_t bytes;			/* out: bytes read from the stream */
+	uint64_t reserved[4];		/* must be 0 */
+};
+
+/*
+ * Read a snapshot from fd into a new file: on success *out owns it and 0
+ * is returned.  On any error nothing is returned (*out is left alone),
+ * the file being built is closed and nothing of it stays mapped:
+ * -ENOEXEC not a snapshot (magic), -EPROTONOSUPPORT another format
+ * version, -EBADMSG a checksum that does not match or a malformed
+ * record, -ENODATA the stream ends before its END record, -ERANGE size
+ * or flags other than args', -EMEDIUMTYPE a stream of another backend or
+ * page size, -EINVAL bad args, and gmem_create()'s and read(2)'s errors.
+ * Reads the stream up to and including END, nothing after it.
+ */
+int gmem_snapshot_restore(int fd, struct gmem_snapshot_restore_args *args,
+			  struct gmem **out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -35,6 +35,8 @@ static const struct cmd cmds[] = {
 	{ "stat", cmd_stat, "the same, stats only" },
 	{ "vm", cmd_vm,
 	  "a tiny VMM on /dev/kvm whose guest converts its own memory" },
+	{ "snapshot", cmd_snapshot, "build a file and save it to a stream" },
+	{ "restore", cmd_restore, "make a file from a snapshot stream" },
 };
 
 #define NR_CMDS	(sizeof(cmds) / sizeof(cmds[0]))

@@ -1,0 +1,338 @@
+// SPDX-License-Identifier: MIT
+/*
+ * snapshot.c - gmem_snapshot_save(): a file written to a stream in the
+ * format of snapshot.h (documented in gmem_snapshot_save(3)).
+ *
+ * What is read, and how.  Only allocated pages are saved: the backing's
+ * data runs (gmem_backing_next_data(): SEEK_DATA/SEEK_HOLE on a memfd,
+ * the reserved regions of hugetlb, mincore() of guest_memfd), so a hole
+ * costs nothing and a sparse 1 TiB file with 1 GiB in use saves about
+ * 1 GiB.  Contents, private ones included, are read through the window,
+ * the backing's one unguarded mapping that the guest side uses: never
+ * through a host view, which keeps private pages out of reach.  On a
+ * memfd or hugetlb the payload is hashed and written straight from the
+ * window (one copy, by write(2)); guest_memfd pages are copied out first
+ * with gmem_backing_read() (a checked copy: a kernel that converts in
+ * place may refuse a private page to any mapping).
+ *
+ * Pages whose true contents are not in the file: a parked page (a
+ * private page that was shared while the kernel may have referenced it,
+ * rehome.c) holds its contents in the park, which wins over the file's
+ * page; a DETACHED one is no longer in the file at all and is saved from
+ * the park as a page of its own.  A poisoned page holds nothing: it is
+ * saved as zeros (so its allocation is kept) and listed in POISON.
+ *
+ * Locking: g->lock for the whole save, so state, poison, park and
+ * contents are one consistent picture and nothing is punched or
+ * converted under the walk.  The progress callback runs with it held,
+ * as a callback (gmem_cb_enter()): calls for g from it get -EDEADLK.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hash.h"
+#include "internal.h"
+#include "snapshot.h"
+
+#define SAVE_CHUNK	(256U << 10)	/* a DATA record: fits the L2 cache,
+					   so write() copies hashed bytes
+					   from the cache */
+#define PROGRESS_STEP	(16ULL << 20)
+
+struct saver {
+	struct gmem *g;
+	int fd;
+	uint64_t seq;			/* records written */
+	uint64_t bytes;			/* to the stream */
+	uint64_t data_done, data_total;	/* DATA payload bytes */
+	uint64_t next_progress;
+	struct gmem_snapshot_save_args *args;
+	unsigned char *buf;		/* SNAP_DATA_MAX bytes */
+};
+
+static int put_record(struct saver *s, uint32_t type, uint64_t off,
+		      const void *payload, uint64_t len)
+{
+	unsigned char head[SNAP_RECORD_SIZE];
+	struct iovec iov[2] = {
+		{ head, sizeof(head) },
+		{ (void *)payload, (size_t)len },
+	};
+	int ret;
+
+	snap_put32(head, type);
+	snap_put32(head + 4, 0);
+	snap_put64(head + 8, off);
+	snap_put64(head + 16, len);
+	snap_put64(head + 24, gmem_hash64(payload, (size_t)len,
+					  gmem_hash64(head, 24, s->seq)));
+	ret = snap_writev_all(s->fd, iov, len ? 2 : 1);
+	if (ret)
+		return ret;
+	s->seq++;
+	s->bytes += sizeof(head) + len;
+	return 0;
+}
+
+static void progress(struct saver *s, bool last)
+{
+	struct gmem_snapshot_save_args *a = s->args;
+
+	if (!a || !a->progress || (!last && s->data_done < s->next_progress))
+		return;
+	s->next_progress = s->data_done + PROGRESS_STEP;
+	gmem_cb_enter(s->g);
+	a->progress(a->opaque, s->data_done, s->data_total);
+	gmem_cb_exit(s->g);
+}
+
+/* Pairs (start, end) in bytes, SNAP_PAIRS_MAX per record. */
+struct pairs {
+	struct saver *s;
+	uint32_t type;
+	unsigned int n;
+};
+
+static int pairs_flush(struct pairs *p)
+{
+	int ret = 0;
+
+	if (p->n)
+		ret = put_record(p->s, p->type, 0, p->s->buf,
+				 (uint64_t)p->n * 16);
+	p->n = 0;
+	return ret;
+}
+
+static int pairs_add(struct pairs *p, uint64_t start, uint64_t end)
+{
+	struct gmem *g = p->s->g;
+
+	snap_put64(p->s->buf + p->n * 16, off_of(g, start));
+	snap_put64(p->s->buf + p->n * 16 + 8, off_of(g, end));
+	return ++p->n == SNAP_PAIRS_MAX ? pairs_flush(p) : 0;
+}
+
+static int save_state(struct saver *s)
+{
+	struct gmem *g = s->g;
+	struct pairs p = { s, SNAP_STATE, 0 };
+	uint64_t page = 0, run;
+	unsigned int val;
+	int ret = 0;
+
+	for (; !ret && page < g->npages; page = run) {
+		run = gmem_state_run(&g->state, page, g->npages, &val);
+		if (val)
+			ret = pairs_add(&p, page, run);
+	}
+	return ret ? ret : pairs_flush(&p);
+}
+
+static int save_poison(struct saver *s)
+{
+	struct gmem *g = s->g;
+	struct pairs p = { s, SNAP_POISON, 0 };
+	int ret = 0;
+
+	for (size_t i = 0; !ret && i < g->poison.nr; i++)
+		ret = pairs_add(&p, g->poison.ext[i].start,
+				g->poison.ext[i].end);
+	return ret ? ret : pairs_flush(&p);
+}
+
+/* A DETACHED parked page that the file does not hold again. */
+static bool detached_hole(struct gmem *g, const struct gmem_park_slot *sl)
+{
+	uint64_t rs, re;
+
+	if (!(sl->flags & GMEM_PARK_DETACHED))
+		return false;
+	return !gmem_backing_next_data(&g->b, sl->page, sl->page + 1, &rs,
+				       &re) && rs != sl->page;
+}
+
+/* Does any page of [p, q) need contents from elsewhere than the file? */
+static bool needs_patch(struct gmem *g, uint64_t p, uint64_t q)
+{
+	if (g->poison.nr && gmem_extents_first(&g->poison, p, q) < q)
+		return true;
+	for (uint64_t i = p; g->park.nr && i < q; i++)
+		if (gmem_park_find(&g->park, i))
+			return true;
+	return false;
+}
+
+/* buf holds pages [p, q) as the file has them: put in the truth. */
+static void patch(struct gmem *g, unsigned char *buf, uint64_t p, uint64_t q)
+{
+	size_t ps = (size_t)off_of(g, 1);
+
+	for (uint64_t i = p; i < q; i++) {
+		struct gmem_park_slot *sl = g->park.nr ?
+					    gmem_park_find(&g->park, i) : NULL;
+		unsigned char *dst = buf + off_of(g, i - p);
+
+		if (gmem_poisoned(g, i) || (sl && !sl->buf))
+			memset(dst, 0, ps);
+		else if (sl)
+			memcpy(dst, sl->buf, ps);
+	}
+}
+
+static int save_chunk(struct saver *s, uint64_t p, uint64_t q)
+{
+	struct gmem *g = s->g;
+	uint64_t len = off_of(g, q - p);
+	const void *src;
+	int ret;
+
+	if (g->b.kind == GMEM_BACKING_KVM || needs_patch(g, p, q)) {
+		ret = gmem_backing_read(&g->b, p, s->buf, q - p);
+		if (ret)
+			return ret;
+		patch(g, s->buf, p, q);
+		src = s->buf;
+	} else {
+		src = g->b.window + off_of(g, p);
+	}
+	ret = put_record(s, SNAP_DATA, off_of(g, p), src, len);
+	if (!ret) {
+		s->data_done += len;
+		progress(s, false);
+	}
+	return ret;
+}
+
+/* The end of the chunk that starts at page p of a run ending at re. */
+static uint64_t chunk_end(struct saver *s, uint64_t p, uint64_t re)
+{
+	struct gmem *g = s->g;
+	uint64_t n = page_of(g, SAVE_CHUNK), end;
+
+	/* THP: one record per 2 MiB region, so that restore can tell the
+	 * wholly allocated regions and give them huge pages again. */
+	if (g->b.kind == GMEM_BACKING_THP)
+		n = gmem_backing_region_pages(&g->b);
+	end = (p / n + 1) * n;
+	return end < re ? end : re;
+}
+
+/*
+ * Walk the data: with save false only count it (the header carries the
+ * total, for restore's progress and its END check).
+ */
+static int walk_data(struct saver *s, bool save, uint64_t *total)
+{
+	struct gmem *g = s->g;
+	uint64_t p = 0, rs, re, n = 0;
+	size_t i = 0;
+	int ret = 0;
+
+	while (!ret && p < g->npages) {
+		ret = gmem_backing_next_data(&g->b, p, g->npages, &rs, &re);
+		if (ret || rs >= g->npages)
+			break;
+		n += re - rs;
+		for (p = rs; save && !ret && p < re; p = chunk_end(s, p, re))
+			ret = save_chunk(s, p, chunk_end(s, p, re));
+		p = re;
+	}
+	for (struct gmem_park_slot *sl; !ret && g->park.nr_detached &&
+	     (sl = gmem_park_next(&g->park, 0, g->npages, &i)); i++) {
+		if (!detached_hole(g, sl))
+			continue;
+		n++;
+		if (save)
+			ret = save_chunk(s, sl->page, sl->page + 1);
+	}
+	*total = off_of(g, n);
+	return ret;
+}
+
+static int put_header(struct saver *s)
+{
+	struct gmem *g = s->g;
+	unsigned char h[SNAP_HEADER_SIZE] = { 0 };
+	struct iovec iov = { h, sizeof(h) };
+	int ret;
+
+	memcpy(h + SNAP_H_MAGIC, SNAP_MAGIC, 8);
+	snap_put32(h + SNAP_H_VERSION, SNAP_VERSION);
+	snap_put32(h + SNAP_H_HSIZE, SNAP_HEADER_SIZE);
+	snap_put64(h + SNAP_H_SIZE, g->size);
+	snap_put64(h + SNAP_H_FLAGS, g->flags);
+	snap_put32(h + SNAP_H_BACKEND, g->backend);
+	snap_put32(h + SNAP_H_PAGE_SHIFT, g->page_shift);
+	snap_put32(h + SNAP_H_HUGE_SHIFT, g->huge_shift);
+	snap_put64(h + SNAP_H_DATA_BYTES, s->data_total);
+	snap_put64(h + SNAP_H_CHECKSUM, gmem_hash64(h, SNAP_H_CHECKSUM, 0));
+	ret = snap_writev_all(s->fd, &iov, 1);
+	if (!ret)
+		s->bytes += sizeof(h);
+	return ret;
+}
+
+static int put_end(struct saver *s)
+{
+	struct gmem *g = s->g;
+	unsigned char e[sizeof(struct snap_end)];
+	uint64_t poisoned = 0;
+
+	for (size_t i = 0; i < g->poison.nr; i++)
+		poisoned += g->poison.ext[i].end - g->poison.ext[i].start;
+	snap_put64(e, s->seq);
+	snap_put64(e + 8, s->data_total);
+	snap_put64(e + 16, off_of(g, g->state.nr_private));
+	snap_put64(e + 24, off_of(g, poisoned));
+	return put_record(s, SNAP_END, 0, e, sizeof(e));
+}
+
+GMEM_EXPORT int gmem_snapshot_save(struct gmem *g, int fd,
+				   struct gmem_snapshot_save_args *args)
+{
+	struct saver s = { .g = g, .fd = fd, .args = args };
+	uint64_t saved = 0;
+	int ret;
+
+	if (!g || fd < 0)
+		return -EINVAL;
+	if (args) {
+		if (args->flags)
+			return -EINVAL;
+		for (size_t i = 0; i < sizeof(args->reserved) / 8; i++)
+			if (args->reserved[i])
+				return -EINVAL;
+		args->bytes = 0;
+	}
+	s.buf = malloc(SNAP_DATA_MAX);
+	if (!s.buf)
+		return -ENOMEM;
+	ret = gmem_lock_live(g);
+	if (ret)
+		goto out_free;
+	ret = gmem_backing_window(&g->b);
+	if (!ret)
+		ret = walk_data(&s, false, &s.data_total);
+	if (!ret)
+		ret = put_header(&s);
+	if (!ret)
+		ret = save_state(&s);
+	if (!ret)
+		ret = save_poison(&s);
+	if (!ret)
+		ret = walk_data(&s, true, &saved);
+	if (!ret && (saved != s.data_total || s.data_done != saved))
+		ret = -EIO;	/* cannot happen under the lock */
+	if (!ret)
+		ret = put_end(&s);
+	if (!ret)
+		progress(&s, true);
+	gmem_unlock_put(g);
+out_free:
+	free(s.buf);
+	if (args)
+		args->bytes = s.bytes;
+	return ret;
+}
