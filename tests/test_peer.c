@@ -138,6 +138,8 @@ TEST_F(inproc, a_peer_changes_nothing)
 	EXPECT_EQ(gmem_memory_failure(pg, 0), -EPERM);
 	EXPECT_EQ(gmem_kvm_memslot(pg, &fd, &ga), -EPERM);
 	EXPECT_EQ(gmem_export(pg, 0, &ea, &p2), -EPERM);
+	/* A snapshot reads private pages: the owner's to take. */
+	EXPECT_EQ(gmem_snapshot_save(pg, 1, NULL), -EPERM);
 	/* And the owner's state is what it was. */
 	EXPECT_EQ(attr_at(self->g, 0), 0);
 }
