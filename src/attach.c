@@ -497,11 +497,7 @@ GMEM_EXPORT int gmem_attach(int sock, const struct gmem_attach_args *a,
 		return -EINVAL;
 	ret = check_attach(a);
 	if (!ret)
-		ret = sys_sock_check(sock);
-	/* A program this process exec's must not keep the owner waiting on
-	 * a socket it never answers (its death closes the socket). */
-	if (!ret)
-		ret = sys_cloexec(sock);
+		ret = sys_sock_take(sock);
 	if (ret)
 		return ret;
 	timeout = a->timeout_ms ? (int)a->timeout_ms : GMEM_PEER_TIMEOUT_MS;

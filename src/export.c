@@ -800,10 +800,7 @@ GMEM_EXPORT int gmem_export(struct gmem *g, int sock,
 		return -EINVAL;
 	ret = check_export(g, a);
 	if (!ret)
-		ret = sys_sock_check(sock);
-	/* No program this process exec's may keep the peer's socket. */
-	if (!ret)
-		ret = sys_cloexec(sock);
+		ret = sys_sock_take(sock);
 	if (ret)
 		return ret;
 	ret = hub_start();

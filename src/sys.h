@@ -114,9 +114,13 @@ long sys_ioctl_val(int fd, unsigned long req, unsigned long arg);
  * are whole: a send or receive moves exactly len bytes or fails.
  */
 struct ucred;
-/* Is fd a connected AF_UNIX SOCK_STREAM socket?  0, -ENOTSOCK, -EPROTOTYPE
- * (another kind of socket) or -ENOTCONN. */
-int sys_sock_check(int fd);
+/*
+ * Take fd for the peer protocol: it must be a connected AF_UNIX
+ * SOCK_STREAM socket (else -ENOTSOCK, -EPROTOTYPE for another kind,
+ * -ENOTCONN), and is made close-on-exec, so that no program this process
+ * exec's keeps the other end waiting on a socket it never answers.
+ */
+int sys_sock_take(int fd);
 /* Send len bytes; nfds fds ride on the first byte; with creds, the
  * sender's pid, uid and gid (SCM_CREDENTIALS).  Never raises SIGPIPE:
  * -EPIPE.  timeout_ms < 0: no limit; -ETIMEDOUT when it passes. */

@@ -38,7 +38,7 @@ uint64_t sys_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-int sys_sock_check(int fd)
+int sys_sock_take(int fd)
 {
 	int type = 0, domain = 0;
 	socklen_t len = sizeof(type);
@@ -58,7 +58,7 @@ int sys_sock_check(int fd)
 		return -EPROTOTYPE;
 	if (getpeername(fd, (struct sockaddr *)&sa, &salen))
 		return -ENOTCONN;
-	return 0;
+	return sys_cloexec(fd);
 }
 
 /* Wait for events on fd until deadline (UINT64_MAX: none): 1, 0 timeout. */

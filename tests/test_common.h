@@ -214,6 +214,33 @@ static inline void tc_sysfs_lock(void)
 		flock(fd, LOCK_EX);
 }
 
+/* Bytes of [addr, addr + len) mapped with a PMD or by hugetlb. */
+static inline uint64_t gmem_test_smaps_huge(const void *addr, size_t len)
+{
+	FILE *f = fopen("/proc/self/smaps", "re");
+	uintptr_t lo, hi, a = (uintptr_t)addr;
+	char line[256];
+	unsigned long kb;
+	uint64_t n = 0;
+	int in = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		if (line[0] >= '0' && line[0] <= 'f' && line[0] != ':' &&
+		    !(line[0] >= 'A' && line[0] <= 'Z') &&
+		    sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+			in = lo >= a && hi <= a + len;
+		/* A hugetlb page mapped once counts as "Private" there. */
+		else if (in && (sscanf(line, "ShmemPmdMapped: %lu", &kb) == 1 ||
+				sscanf(line, "Shared_Hugetlb: %lu", &kb) == 1 ||
+				sscanf(line, "Private_Hugetlb: %lu", &kb) == 1))
+			n += (uint64_t)kb << 10;
+	}
+	fclose(f);
+	return n;
+}
+
 /* ---- a peer in this process ---------------------------------------------- */
 
 struct gmem_test_inproc {

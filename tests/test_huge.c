@@ -80,32 +80,6 @@ static void thp_mode(const char *line, char *mode, size_t len)
 		 a ? a + 1 : "");
 }
 
-/* Bytes of [addr, addr + len) mapped with a PMD or by hugetlb. */
-static uint64_t smaps_huge(const void *addr, size_t len)
-{
-	FILE *f = fopen("/proc/self/smaps", "re");
-	uintptr_t lo, hi, a = (uintptr_t)addr;
-	char line[256];
-	unsigned long kb;
-	uint64_t n = 0;
-	int in = 0;
-
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f)) {
-		if (line[0] >= '0' && line[0] <= 'f' && line[0] != ':' &&
-		    !(line[0] >= 'A' && line[0] <= 'Z') &&
-		    sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
-			in = lo >= a && hi <= a + len;
-		/* A hugetlb page mapped once counts as "Private" there. */
-		else if (in && (sscanf(line, "ShmemPmdMapped: %lu", &kb) == 1 ||
-				sscanf(line, "Shared_Hugetlb: %lu", &kb) == 1 ||
-				sscanf(line, "Private_Hugetlb: %lu", &kb) == 1))
-			n += (uint64_t)kb << 10;
-	}
-	fclose(f);
-	return n;
-}
 
 static int convert(struct gmem *g, uint64_t off, uint64_t len, int private)
 {
@@ -180,7 +154,7 @@ FIXTURE_TEARDOWN(thp)
 
 TEST_F(thp, uniform_file_maps_huge)
 {
-	uint64_t huge = smaps_huge(self->v, THP_SIZE);
+	uint64_t huge = gmem_test_smaps_huge(self->v, THP_SIZE);
 
 	TH_LOG("%llu of %llu MiB PMD-mapped (stats: %llu MiB)",
 	       (unsigned long long)(huge / MiB),
@@ -193,7 +167,7 @@ TEST_F(thp, uniform_file_maps_huge)
 TEST_F(thp, split_one_region_then_merge)
 {
 	uint64_t region = 10 * 2 * MiB, page = region + 77 * ps;
-	uint64_t huge0 = smaps_huge(self->v, THP_SIZE);
+	uint64_t huge0 = gmem_test_smaps_huge(self->v, THP_SIZE);
 
 	ASSERT_EQ(convert(self->g, page, ps, 1), 0);
 	ASSERT_SIGBUS(self->v + page, 0);
@@ -201,12 +175,12 @@ TEST_F(thp, split_one_region_then_merge)
 	ASSERT_EQ(self->v[page + ps], (char)((page + ps) / ps));
 	ASSERT_EQ(self->v[region], (char)(region / ps));
 	/* Only that region is no longer huge. */
-	ASSERT_EQ(smaps_huge(self->v, THP_SIZE), huge0 - 2 * MiB);
+	ASSERT_EQ(gmem_test_smaps_huge(self->v, THP_SIZE), huge0 - 2 * MiB);
 	ASSERT_EQ(stats(self->g).splits, 1);
 
 	ASSERT_EQ(convert(self->g, page, ps, 0), 0);
 	ASSERT_EQ(self->v[page], (char)(page / ps));
-	ASSERT_EQ(smaps_huge(self->v, THP_SIZE), huge0);
+	ASSERT_EQ(gmem_test_smaps_huge(self->v, THP_SIZE), huge0);
 	ASSERT_EQ(stats(self->g).merges, 1);
 }
 
@@ -226,17 +200,19 @@ TEST_F(thp, peer_views_split_and_merge)
 	for (uint64_t off = 0; off < THP_SIZE; off += ps)
 		ASSERT_EQ(pv[off], (char)(off / ps));
 	TH_LOG("peer view: %llu of %llu MiB PMD-mapped",
-	       (unsigned long long)(smaps_huge(pv, THP_SIZE) / MiB),
+	       (unsigned long long)(gmem_test_smaps_huge(pv, THP_SIZE) / MiB),
 	       (unsigned long long)(THP_SIZE / MiB));
 	ASSERT_EQ(convert(self->g, page, ps, 1), 0);
 	ASSERT_SIGBUS(pv + page, 0);
 	ASSERT_EQ(pv[page + ps], (char)((page + ps) / ps));
-	ASSERT_LE(smaps_huge(pv + region, 2 * MiB), 0);
+	ASSERT_LE(gmem_test_smaps_huge(pv + region, 2 * MiB), 0);
 	ASSERT_EQ(convert(self->g, page, ps, 0), 0);
 	ASSERT_EQ(pv[page], (char)(page / ps));		/* in place */
 	TH_LOG("after the merge: %llu KiB of the region PMD-mapped (owner %llu)",
-	       (unsigned long long)(smaps_huge(pv + region, 2 * MiB) >> 10),
-	       (unsigned long long)(smaps_huge(self->v + region, 2 * MiB) >> 10));
+	       (unsigned long long)(gmem_test_smaps_huge(pv + region,
+							 2 * MiB) >> 10),
+	       (unsigned long long)(gmem_test_smaps_huge(self->v + region,
+							 2 * MiB) >> 10));
 	ASSERT_EQ(gmem_munmap(ip.pg, pv, THP_SIZE), 0);
 	gmem_close(ip.pg);
 	ASSERT_EQ(gmem_unexport(peer), 0);
@@ -422,7 +398,7 @@ TEST_F(gig, peer_follows_region_swaps)
 	ASSERT_EQ(convert(self->g, 0, GiB, 0), 0);
 	self->v[7 * ps] = 'o';
 	ASSERT_EQ(pv[7 * ps], 'o');
-	ASSERT_EQ(smaps_huge(pv, GiB), GiB);
+	ASSERT_EQ(gmem_test_smaps_huge(pv, GiB), GiB);
 	/* Shown, then private: the region gets a fresh page. */
 	ASSERT_EQ(convert(self->g, 7 * ps, ps, 1), 0);
 	ASSERT_SIGBUS(pv, 0);
@@ -460,7 +436,7 @@ TEST_F(gig, whole_regions_only)
 	ASSERT_EQ(convert(self->g, 0, GiB, 0), 0);
 	self->v[5 * ps] = 'g';
 	self->v[GiB - 1] = 'G';
-	ASSERT_EQ(smaps_huge(self->v, GiB), GiB);
+	ASSERT_EQ(gmem_test_smaps_huge(self->v, GiB), GiB);
 	/* One private page hides the region; contents survive. */
 	ASSERT_EQ(convert(self->g, 7 * ps, ps, 1), 0);
 	ASSERT_SIGBUS(self->v + 5 * ps, 0);

@@ -247,29 +247,6 @@ static int read_knob(const char *path, char *buf, size_t len)
 	return ok ? 0 : -EIO;
 }
 
-/* Bytes of [addr, addr + len) mapped with a PMD (shmem THP). */
-static uint64_t smaps_huge(const void *addr, size_t len)
-{
-	FILE *f = fopen("/proc/self/smaps", "re");
-	uintptr_t lo, hi, a = (uintptr_t)addr;
-	char line[256];
-	unsigned long kb;
-	uint64_t n = 0;
-	int in = 0;
-
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 &&
-		    strchr(line, ' ') && line[0] != ' ' &&
-		    !(line[0] >= 'A' && line[0] <= 'Z'))
-			in = lo >= a && hi <= a + len;
-		else if (in && sscanf(line, "ShmemPmdMapped: %lu", &kb) == 1)
-			n += (uint64_t)kb << 10;
-	}
-	fclose(f);
-	return n;
-}
 
 /* ---- round trips per backend ------------------------------------------- */
 
@@ -364,8 +341,8 @@ TEST(thp_round_trip)
 	ASSERT_EQ(gmem_mmap(r, 0, (size_t)size, PROT_READ, (void **)&vr), 0);
 	for (uint64_t o = 8 * MiB; o < 16 * MiB; o += ps)
 		ASSERT_EQ(vr[o], vg[o]);
-	hg = smaps_huge(vg, (size_t)size);
-	hr = smaps_huge(vr, (size_t)size);
+	hg = gmem_test_smaps_huge(vg, (size_t)size);
+	hr = gmem_test_smaps_huge(vr, (size_t)size);
 	TH_LOG("huge: source %ju MiB, restored %ju MiB",
 	       (uintmax_t)(hg / MiB), (uintmax_t)(hr / MiB));
 	ASSERT_GT(hg, 0);
