@@ -773,7 +773,8 @@ TEST(save_survives_every_injected_failure)
 /* ---- gmemctl snapshot / restore ------------------------------------------ */
 
 /* Run a shell command line; its exit status, stdout+stderr in out. */
-static int sh(char *out, size_t len, const char *fmt, ...)
+static int __attribute__((format(printf, 3, 4)))
+sh(char *out, size_t len, const char *fmt, ...)
 {
 	char cmd[1024];
 	va_list ap;
