@@ -118,6 +118,9 @@ static void fork_child(void)
 	pthread_mutex_unlock(&hub.lock);
 }
 
+/* How long a process whose socket closed may take to be gone (ms). */
+#define PEER_EXIT_MS	200
+
 /* The hub watches each peer's socket (id) and pidfd (id | HUB_PIDFD). */
 #define HUB_PIDFD	(1ULL << 63)
 
@@ -304,8 +307,8 @@ static int cut_off(struct gmem_peer *p)
  * g->lock held: p's connection ended (its socket, or its process).  A
  * peer that said BYE detached; a process that is gone took its mappings
  * with it (the kernel closes a dying process's files a moment before
- * its pidfd says so: wait that moment).  Anything else closed its end
- * while it may still map pages: cut it off.
+ * its pidfd says so: wait that moment, PEER_EXIT_MS at most).  Anything
+ * else closed its end while it may still map pages: cut it off.
  */
 static int peer_ended(struct gmem_peer *p)
 {
@@ -316,7 +319,8 @@ static int peer_ended(struct gmem_peer *p)
 	pthread_mutex_lock(&hub.lock);
 	bye = p->bye;
 	pthread_mutex_unlock(&hub.lock);
-	if (bye || process_gone(p, p->timeout_ms)) {
+	if (bye || process_gone(p, p->timeout_ms < PEER_EXIT_MS ?
+				 p->timeout_ms : PEER_EXIT_MS)) {
 		peer_lost(p, -ECONNRESET);
 		return 0;
 	}
