@@ -801,8 +801,10 @@ TEST(gmemctl_snapshot_and_restore)
 	if (!gm || access(gm, X_OK))
 		SKIP(return, "no gmemctl to run (GMEMCTL is set by make check)");
 	ASSERT_NONNULL(mkdtemp(dir));
-	ASSERT_EQ(sh(out, sizeof(out), "%s snapshot --size 1T --alloc 8M "
-		     "%s/s 2>&1", gm, dir), 0);
+	/* A sparse 1 TiB file; TSan has no room for it (test_common.h). */
+	ASSERT_EQ(sh(out, sizeof(out), "%s snapshot --size %s --alloc 8M "
+		     "%s/s 2>&1", gm, gmem_test_foreign_runtime() ? "64M" : "1T",
+		     dir), 0);
 	ASSERT_NONNULL(strstr(out, "8 MiB"));
 	ASSERT_EQ(sh(out, sizeof(out), "%s restore %s/s 2>&1", gm, dir), 0);
 	ASSERT_NONNULL(strstr(out, "Restored"));
