@@ -241,6 +241,20 @@ static inline uint64_t gmem_test_smaps_huge(const void *addr, size_t len)
 	return n;
 }
 
+/* Read one line of a small file (a /sys knob), without its newline. */
+static inline int gmem_test_read_knob(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "re");
+	int ok;
+
+	if (!f)
+		return -errno;
+	ok = fgets(buf, (int)len, f) != NULL;
+	fclose(f);
+	buf[ok ? strcspn(buf, "\n") : 0] = 0;
+	return ok ? 0 : -EIO;
+}
+
 /* ---- a peer in this process ---------------------------------------------- */
 
 struct gmem_test_inproc {

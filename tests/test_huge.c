@@ -31,21 +31,6 @@
 
 static size_t ps;
 
-static int read_knob(const char *path, char *buf, size_t len)
-{
-	FILE *f = fopen(path, "re");
-	int ok;
-
-	if (!f)
-		return -errno;
-	ok = fgets(buf, (int)len, f) != NULL;
-	fclose(f);
-	if (!ok)
-		return -EIO;
-	buf[strcspn(buf, "\n")] = 0;
-	return 0;
-}
-
 static int write_knob(const char *path, const char *val)
 {
 	int ret = 0;
@@ -128,7 +113,7 @@ FIXTURE_SETUP(thp)
 	};
 
 	ps = (size_t)getpagesize();
-	if (read_knob(THP_KNOB, line, sizeof(line)))
+	if (gmem_test_read_knob(THP_KNOB, line, sizeof(line)))
 		SKIP(return, "%s: not readable (no shmem THP)", THP_KNOB);
 	thp_mode(line, self->saved, sizeof(self->saved));
 	if (write_knob(THP_KNOB, "advise"))
@@ -317,7 +302,7 @@ TEST(thp_off_fails_at_create)
 	struct gmem *g = NULL;
 	int ret;
 
-	if (read_knob(THP_KNOB, line, sizeof(line)))
+	if (gmem_test_read_knob(THP_KNOB, line, sizeof(line)))
 		SKIP(return, "%s: not readable", THP_KNOB);
 	thp_mode(line, saved, sizeof(saved));
 	if (write_knob(THP_KNOB, "never"))
@@ -348,13 +333,13 @@ FIXTURE_SETUP(gig)
 	char now[32];
 
 	ps = (size_t)getpagesize();
-	if (read_knob(POOL_1G, self->saved, sizeof(self->saved)))
+	if (gmem_test_read_knob(POOL_1G, self->saved, sizeof(self->saved)))
 		SKIP(return, "%s: no 1 GiB hugetlb pages here", POOL_1G);
 	/* The file's page and a spare: a region that was shown gets a
 	 * fresh page when a page of it goes private (src/rehome.c). */
 	if (write_knob(POOL_1G, "2"))
 		SKIP(return, "cannot write %s (not root, or GMEM_TEST_NO_SYSFS set?)", POOL_1G);
-	if (read_knob(POOL_1G, now, sizeof(now)) || strcmp(now, "2")) {
+	if (gmem_test_read_knob(POOL_1G, now, sizeof(now)) || strcmp(now, "2")) {
 		write_knob(POOL_1G, self->saved);
 		SKIP(return, "the kernel found no free 1 GiB page (%s = %s)",
 		     POOL_1G, now);
@@ -516,9 +501,9 @@ TEST(gig_pool_short_fails_at_create)
 	struct gmem *g = NULL;
 	int ret;
 
-	if (read_knob(POOL_1G, saved, sizeof(saved)))
+	if (gmem_test_read_knob(POOL_1G, saved, sizeof(saved)))
 		SKIP(return, "%s: no 1 GiB hugetlb pages here", POOL_1G);
-	if (write_knob(POOL_1G, "0") || read_knob(POOL_1G, now, sizeof(now)) ||
+	if (write_knob(POOL_1G, "0") || gmem_test_read_knob(POOL_1G, now, sizeof(now)) ||
 	    strcmp(now, "0")) {
 		write_knob(POOL_1G, saved);
 		SKIP(return, "cannot empty %s (not root, GMEM_TEST_NO_SYSFS set, or pages in use)",

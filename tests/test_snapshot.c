@@ -234,20 +234,6 @@ static struct gmem *round_trip(struct gmem *g, uint32_t backend)
 	return r;
 }
 
-static int read_knob(const char *path, char *buf, size_t len)
-{
-	FILE *f = fopen(path, "re");
-	int ok;
-
-	if (!f)
-		return -errno;
-	ok = fgets(buf, (int)len, f) != NULL;
-	fclose(f);
-	buf[ok ? strcspn(buf, "\n") : 0] = 0;
-	return ok ? 0 : -EIO;
-}
-
-
 /* ---- round trips per backend ------------------------------------------- */
 
 TEST(memfd_round_trip)
@@ -314,7 +300,7 @@ TEST(thp_round_trip)
 	struct gmem *g, *r;
 	int ret;
 
-	if (read_knob(THP_KNOB, line, sizeof(line)))
+	if (gmem_test_read_knob(THP_KNOB, line, sizeof(line)))
 		SKIP(return, "%s: not readable: no shmem THP here", THP_KNOB);
 	if (strstr(line, "[never]") || strstr(line, "[deny]"))
 		SKIP(return, "shmem THP unavailable: %s is \"%s\" (this test "
@@ -362,7 +348,7 @@ TEST(hugetlb_1g_round_trip)
 	struct gmem *g, *r, *g2;
 	int ret;
 
-	read_knob(POOL_1G, pool, sizeof(pool));
+	gmem_test_read_knob(POOL_1G, pool, sizeof(pool));
 	ret = gmem_create(&probe, &g);
 	if (ret)
 		SKIP(return, "1 GiB hugetlb: gmem_create: %s (%s = \"%s\"; "
