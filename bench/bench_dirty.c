@@ -22,6 +22,19 @@
  *              signal handler: this is the price of the idea)
  *  soft-dirty  /proc/self/clear_refs + pagemap bit 55: measured where the
  *              kernel has CONFIG_MEM_SOFT_DIRTY, else reported missing
+ *  zap         what libgmem does (src/dirty.c) for every mapping but a
+ *              UFFD-mode view: a collect reads the present pages with
+ *              PAGEMAP_SCAN, counts them written and zaps them, so the
+ *              next store faults as a first touch would; no fault path
+ *              changes.  Measured as libgmem itself: gmem_dirty_start()
+ *              on a view of a libgmem file against the same view of an
+ *              untracked file.
+ *
+ * After the first touch, the cost that matters during a migration is
+ * the next store to a page a collect has re-armed: a write-protect fault
+ * (uffd-async) or a minor fault (zap).  Both are reported against a
+ * store to a page whose entry is writable (no fault at all), and against
+ * each other.
  *
  * -q: 16 MiB instead of 64 MiB per round.
  */
@@ -38,6 +51,8 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include <gmem.h>
 
 #include "common.h"
 
@@ -223,7 +238,7 @@ static double round_off(void)
 	return ns;
 }
 
-static double collect_ns;
+static double collect_ns, rewrite_ns;
 
 static double round_async(int pm)
 {
@@ -247,7 +262,11 @@ static double round_async(int pm)
 	if (seen != (long)(size / PS))
 		bench_die("uffd-async saw %ld of %llu written pages", seen,
 			  (unsigned long long)(size / PS));
-	/* Re-armed: a second scan sees nothing, one write one page. */
+	/* Re-armed: every store write-protect faults again. */
+	rewrite_ns = bench_touch(r.map, size, true);
+	if (scan_written(pm, r.map, true) != (long)(size / PS))
+		bench_die("uffd-async: after re-arming, not every page "
+			  "written again");
 	r.map[7 * PS] = 2;
 	if (scan_written(pm, r.map, true) != 1)
 		bench_die("uffd-async: after re-arming, not exactly the one "
@@ -307,6 +326,74 @@ static double round_mprotect(void)
 	return ns;
 }
 
+/* ---- libgmem: zap and re-fault (src/dirty.c) ------------------------- */
+
+static double lib_collect_ns, lib_rewrite_ns, lib_present_ns;
+
+static struct gmem *lib_file(char **view)
+{
+	struct gmem_create_args a = {
+		.size = size, .flags = GMEM_FLAG_MMAP | GMEM_FLAG_INIT_SHARED,
+	};
+	struct gmem *g;
+
+	bench_check(gmem_create(&a, &g), "gmem_create");
+	bench_check(gmem_mmap(g, 0, size, PROT_READ | PROT_WRITE,
+			      (void **)view), "gmem_mmap");
+	return g;
+}
+
+/* First touch of a view of an untracked libgmem file: the baseline. */
+static double round_lib_off(void)
+{
+	char *v;
+	struct gmem *g = lib_file(&v);
+	double ns = bench_touch(v, size, true);
+
+	/* A store to a page with a writable entry: no fault. */
+	lib_present_ns = bench_touch(v, size, true);
+	gmem_munmap(g, v, size);
+	gmem_close(g);
+	return ns;
+}
+
+static uint64_t lib_collect(struct gmem *g, uint64_t *bm)
+{
+	uint64_t n = 0;
+
+	bench_check(gmem_dirty_collect(g, 0, size, bm, &n),
+		    "gmem_dirty_collect");
+	return n;
+}
+
+static double round_lib_on(void)
+{
+	uint64_t *bm = calloc(size / PS / 64 + 1, 8), t;
+	char *v;
+	struct gmem *g = lib_file(&v);
+	double ns;
+
+	if (!bm)
+		bench_die("calloc");
+	bench_check(gmem_dirty_start(g, 0), "gmem_dirty_start");
+	ns = bench_touch(v, size, true);
+	t = bench_now();
+	if (lib_collect(g, bm) != size / PS)
+		bench_die("libgmem: a collect missed first-touch writes");
+	lib_collect_ns = (double)(bench_now() - t) / (double)(size / PS);
+	lib_rewrite_ns = bench_touch(v, size, true);
+	if (lib_collect(g, bm) != size / PS)
+		bench_die("libgmem: a collect missed re-armed writes");
+	v[7 * PS] = 2;
+	if (lib_collect(g, bm) != 1 || !(bm[0] & (1ULL << 7)))
+		bench_die("libgmem: not exactly the one page written");
+	bench_check(gmem_dirty_stop(g), "gmem_dirty_stop");
+	gmem_munmap(g, v, size);
+	gmem_close(g);
+	free(bm);
+	return ns;
+}
+
 /* Does clear_refs "4" + pagemap bit 55 work here at all? */
 static const char *soft_dirty_missing(void)
 {
@@ -341,7 +428,9 @@ int main(int argc, char **argv)
 {
 	bool quick = bench_quick(argc, argv);
 	double off[BENCH_ROUNDS], as[BENCH_ROUNDS], sy[BENCH_ROUNDS];
-	double mp[BENCH_ROUNDS], coll[BENCH_ROUNDS];
+	double mp[BENCH_ROUNDS], coll[BENCH_ROUNDS], rew[BENCH_ROUNDS];
+	double loff[BENCH_ROUNDS], lon[BENCH_ROUNDS], lcoll[BENCH_ROUNDS];
+	double lrew[BENCH_ROUNDS], lpres[BENCH_ROUNDS];
 	int pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	bool have_async = true, have_sync = true;
 	const char *sd;
@@ -353,7 +442,13 @@ int main(int argc, char **argv)
 		off[r] = round_off();
 		as[r] = round_async(pm);
 		coll[r] = collect_ns;
+		rew[r] = rewrite_ns;
 		have_async &= as[r] >= 0;
+		loff[r] = round_lib_off();
+		lpres[r] = lib_present_ns;
+		lon[r] = round_lib_on();
+		lcoll[r] = lib_collect_ns;
+		lrew[r] = lib_rewrite_ns;
 		sy[r] = round_sync();
 		have_sync &= sy[r] >= 0;
 		mp[r] = round_mprotect();
@@ -361,7 +456,18 @@ int main(int argc, char **argv)
 	printf("# shared first-touch write faults, %llu MiB memfd mapping, "
 	       "per 4 KiB page; every mechanism checked to see every "
 	       "written page\n", (unsigned long long)(size >> 20));
+	bench_report_paired("dirty_fault_libgmem", size / PS, lon,
+			    "fault_libgmem_untracked", loff, BENCH_ROUNDS,
+			    (struct bench_target){ BENCH_RATIO_LE, 1.2 });
+	printf("# libgmem collect (PAGEMAP_SCAN of present pages + zap): "
+	       "%.1f ns per page of the range\n",
+	       bench_median(lcoll, BENCH_ROUNDS));
+	bench_report_paired("dirty_rewrite_libgmem", size / PS, lrew,
+			    "store_untracked", lpres, BENCH_ROUNDS, NO_TARGET);
 	if (have_async) {
+		bench_report_paired("dirty_rewrite_libgmem_vs_uffd_async",
+				    size / PS, lrew, "rewrite_uffd_async", rew,
+				    BENCH_ROUNDS, NO_TARGET);
 		bench_report_paired("dirty_fault_uffd_async", size / PS, as,
 				    "fault_untracked", off, BENCH_ROUNDS,
 				    (struct bench_target){ BENCH_RATIO_LE,

@@ -81,7 +81,7 @@
  * with: true if it is major.minor or newer.  gmem_version(3).
  */
 #define GMEM_VERSION_MAJOR 0
-#define GMEM_VERSION_MINOR 5
+#define GMEM_VERSION_MINOR 6
 #define GMEM_VERSION_PATCH 0
 #define GMEM_VERSION_NUM(major, minor, patch) \
 	((major) * 10000 + (minor) * 100 + (patch))	/* minor, patch < 100 */
@@ -551,7 +551,7 @@ int gmem_stat(struct gmem *g, struct gmem_stats *st, size_t size);
  * host view.
  */
 struct gmem_snapshot_save_args {
-	uint64_t flags;			/* none defined: 0 */
+	uint64_t flags;			/* GMEM_SAVE_* */
 	/* May be NULL.  Called now and then with the contents bytes
 	 * written so far and their total, with g's lock held: a call for
 	 * g from it fails -EDEADLK. */
@@ -572,6 +572,35 @@ struct gmem_snapshot_save_args {
  */
 int gmem_snapshot_save(struct gmem *g, int fd,
 		       struct gmem_snapshot_save_args *args);
+
+/*
+ * Dirty tracking (gmem_dirty_start(3)): which pages may have changed
+ * since a mark, for pre-copy live migration.  While it is on, every
+ * page written through a host view, a pin, the guest view (gmem_get_pfn()
+ * addresses, populate) or allocated or punched since the mark is
+ * reported; never fewer, sometimes more (pages read through a mapping,
+ * pinned pages, the shared pages of an exported range; on guest_memfd
+ * and hugetlb files, every allocated page).  A first-touch fault costs
+ * what it costs without tracking.
+ */
+/* 0; -EBUSY already on, -EPERM a peer file, -ENOMEM, -EBADF closed. */
+int gmem_dirty_start(struct gmem *g, uint64_t flags);	/* flags: 0 */
+/* Tracking off (write-protection lifted); -EINVAL if it was not on. */
+int gmem_dirty_stop(struct gmem *g);
+/*
+ * Bit i of bitmap (which it clears first: (len / page size + 63) / 64
+ * words) is set for page offset / page size + i of [offset, +len) if
+ * it may have changed since the previous collect of that page (or the
+ * start); *count (may be NULL) = bits set.  Page-aligned arguments
+ * (-EINVAL), tracking on (-EINVAL).  Collects and snapshot saves mark
+ * independently: neither takes pages from the other.
+ */
+int gmem_dirty_collect(struct gmem *g, uint64_t offset, uint64_t len,
+		       uint64_t *bitmap, uint64_t *count);
+
+/* gmem_snapshot_save_args.flags */
+#define GMEM_SAVE_DIRTY		(1ULL << 0)	/* incremental: what changed
+						   since the chain's last save */
 
 /* gmem_snapshot_restore_args.restore_flags */
 #define GMEM_RESTORE_AS_SAVED	(1ULL << 0)	/* size and flags from the
@@ -603,6 +632,23 @@ struct gmem_snapshot_restore_args {
  */
 int gmem_snapshot_restore(int fd, struct gmem_snapshot_restore_args *args,
 			  struct gmem **out);
+
+/*
+ * Incremental snapshots, the chain (gmem_snapshot_apply(3)).  With dirty
+ * tracking on, a full save (flags 0) starts a chain: generation 0; each
+ * save with GMEM_SAVE_DIRTY writes the next generation: the state runs,
+ * poison, the pages punched and the contents of the pages that may have
+ * changed since the chain's previous save (-ENOENT: no chain: tracking
+ * off, or no full save since it was started; a save that fails leaves
+ * the chain where it was).  gmem_snapshot_restore() of generation 0
+ * gives a file of the chain; gmem_snapshot_apply() brings it to the next
+ * generation, with args as restore's (size, flags and backend must be
+ * g's).  Errors as restore's, and -ESTALE: a stream of another chain,
+ * not the next generation, a full stream, or g refused since an apply
+ * of it failed part way (its contents are then neither generation's).
+ */
+int gmem_snapshot_apply(struct gmem *g, int fd,
+			struct gmem_snapshot_restore_args *args);
 
 #ifdef __cplusplus
 }

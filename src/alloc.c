@@ -73,6 +73,7 @@ static int punch(struct gmem *g, uint64_t start, uint64_t end)
 	int ret = 0;
 
 	gmem_invalidate(g, start, end, GMEM_INVALIDATE_PUNCH);
+	gmem_dirty_note(g, start, end);	/* zeroed in place, or a hole */
 	for (p = start; p < end && !ret; p = run) {
 		run = gmem_state_run(&g->state, p, end, &cur);
 		if (!cur && gmem_views_uffd_cover(g, p, run)) {
@@ -173,8 +174,11 @@ GMEM_EXPORT ssize_t gmem_populate(struct gmem *g, uint64_t offset,
 	done = end > last ? len : off_of(g, end) - offset;
 	/* Private use: pages old kernel references may hold move first. */
 	ret = gmem_rehome_private_use(g, first, end, &bad);
-	if (!ret)
+	if (!ret) {
+		/* write(2) on the fd: no mapping of ours sees it. */
+		gmem_dirty_note(g, first, page_of(g, offset + done - 1) + 1);
 		ret = gmem_backing_write_bytes(&g->b, offset, src, done);
+	}
 out:
 	gmem_unlock_put(g);
 	return ret ? ret : (ssize_t)done;

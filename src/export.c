@@ -726,6 +726,29 @@ uint64_t gmem_peers_attached(struct gmem *g)
 	return n;
 }
 
+/* Dirty tracking: the peer's shared pages may have been written. */
+static void peer_dirty(struct gmem *g, const struct gmem_peer *p)
+{
+	uint64_t s = p->first, end = p->first + p->npages;
+
+	if (!g->dirty)
+		return;
+	while (s < end) {
+		unsigned int val;
+		uint64_t e = gmem_state_run(&g->state, s, end, &val);
+
+		if (!val)
+			gmem_dirty_note(g, s, e);
+		s = e;
+	}
+}
+
+void gmem_peers_dirty(struct gmem *g)
+{
+	for (struct gmem_peer *p = g->peers; p; p = p->next)
+		peer_dirty(g, p);
+}
+
 uint64_t gmem_peers_pinned(struct gmem *g)
 {
 	uint64_t n = 0;
@@ -942,6 +965,7 @@ GMEM_EXPORT int gmem_unexport(struct gmem_peer *p)
 	pthread_mutex_lock(&g->lock);
 	for (pp = &g->peers; *pp != p; pp = &(*pp)->next)
 		;
+	peer_dirty(g, p);	/* what it wrote since the last scan */
 	*pp = p->next;
 	gmem_unlock_put(g);
 	sys_close(p->sock);

@@ -196,6 +196,13 @@ struct gmem {
 	uint64_t peers_cut;
 	/* Peer side (attach.c): non-NULL for a peer file. */
 	struct gmem_link *link;
+
+	/* Dirty tracking (dirty.c): NULL while off. */
+	struct gmem_dirty *dirty;
+	/* A file restored from a tracked snapshot (restore.c): the chain
+	 * and generation it holds; broken after an apply failed part way. */
+	bool snap_chained, snap_broken;
+	uint64_t snap_chain_id, snap_gen;
 };
 
 static inline uint64_t page_of(const struct gmem *g, uint64_t off)
@@ -417,5 +424,25 @@ int gmem_huge_spans(struct gmem *g, struct gmem_span **out, size_t *n);
 int gmem_huge_mapped(const struct gmem_span *spans, size_t n,
 		     uint64_t *bytes);
 void gmem_huge_round(const struct gmem *g, uint64_t *start, uint64_t *end);
+
+/*
+ * dirty.c: dirty tracking, all with g->lock held.  A scan folds what
+ * every mapping saw into each consumer's bits (one per page); note marks
+ * pages the library changed without a mapping of its own.
+ */
+enum gmem_dirty_consumer { GMEM_DIRTY_SAVE, GMEM_DIRTY_USER, GMEM_DIRTY_NR };
+int gmem_dirty_scan(struct gmem *g);
+void gmem_dirty_note(struct gmem *g, uint64_t start, uint64_t end);
+/* Fold one view (before it is unmapped, revoked or switches mode). */
+int gmem_dirty_view(struct gmem *g, struct gmem_view *v);
+/* The same, counting all it shows if the scan fails. */
+void gmem_dirty_view_final(struct gmem *g, struct gmem_view *v);
+uint64_t *gmem_dirty_bits(struct gmem *g, enum gmem_dirty_consumer c);
+void gmem_dirty_destroy(struct gmem *g);
+bool gmem_dirty_chain(struct gmem *g, uint64_t *id, uint64_t *gen);
+void gmem_dirty_chain_set(struct gmem *g, bool chained, bool fresh,
+			  uint64_t gen);
+/* export.c: the shared pages of every exported range, as dirty. */
+void gmem_peers_dirty(struct gmem *g);
 
 #endif /* GMEM_INTERNAL_H */

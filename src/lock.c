@@ -71,6 +71,7 @@ void gmem_destroy(struct gmem *g)
 		g->listeners = l->next;
 		free(l);
 	}
+	gmem_dirty_destroy(g);
 	if (g->uffd >= 0)
 		sys_close(g->uffd);
 	gmem_backing_destroy(&g->b);

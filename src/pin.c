@@ -217,6 +217,7 @@ int gmem_unpin_locked(struct gmem *g, uint64_t offset, uint64_t len)
 	}
 	if (ret)
 		goto out;
+	gmem_dirty_note(g, start, end);	/* a device may have written */
 	gmem_refs_wake(g);
 	if (!g->pin_view)
 		goto out;

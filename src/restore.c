@@ -21,11 +21,20 @@
  * written with pwrite() (gmem_backing_write()), which gives it 4 KiB
  * pages and allocates no more than the source had.
  *
+ * Apply (gmem_snapshot_apply()): an incremental stream onto a file of
+ * its chain, the same records checked the same way against g, in the
+ * order snapshot.h gives: CHAIN first (its chain, the next generation:
+ * else -ESTALE, before anything changes), then state, holes punched,
+ * contents, poison.  From the first change to END the file is marked
+ * broken, so that an apply that fails part way leaves a file that every
+ * further apply refuses (-ESTALE): it is neither generation.
+ *
  * Locking: the new file is nobody else's until it is returned; its lock
  * is still taken around the backing calls (they expect it), and dropped
  * for conversions and memory failure, which are made through the API.
  */
 #include <errno.h>
+#include <linux/falloc.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +57,9 @@ struct restorer {
 	uint64_t next_progress;
 	uint64_t state_end;		/* STATE pairs ascend: the last end */
 	uint64_t poison_end;
+	uint64_t hole_end;
+	bool apply;			/* gmem_snapshot_apply() */
+	unsigned int kind;		/* the header's SNAP_KIND_* */
 	uint64_t (*poison)[2];		/* applied after the contents */
 	size_t nr_poison, cap_poison;
 	unsigned char *buf;		/* SNAP_DATA_MAX bytes */
@@ -83,8 +95,9 @@ static int read_header(struct restorer *r, struct gmem_create_args *ca)
 	if (snap_get32(h + SNAP_H_HSIZE) != SNAP_HEADER_SIZE ||
 	    snap_get64(h + SNAP_H_CHECKSUM) !=
 	    gmem_hash64(h, SNAP_H_CHECKSUM, 0) ||
-	    snap_get32(h + SNAP_H_RESERVED))
+	    snap_get32(h + SNAP_H_KIND) > SNAP_KIND_INCREMENTAL)
 		return -EBADMSG;
+	r->kind = snap_get32(h + SNAP_H_KIND);
 	*ca = (struct gmem_create_args){
 		.size = snap_get64(h + SNAP_H_SIZE),
 		.flags = snap_get64(h + SNAP_H_FLAGS),
@@ -107,6 +120,9 @@ static int read_header(struct restorer *r, struct gmem_create_args *ca)
 		return -ERANGE;
 	if (a->backend == GMEM_BACKEND_MEMFD)
 		ca->vm_fd = 0;
+	/* A full stream makes a file; an incremental one needs its base. */
+	if (r->kind != (r->apply ? SNAP_KIND_INCREMENTAL : SNAP_KIND_FULL))
+		return -ESTALE;
 	return 0;
 }
 
@@ -187,6 +203,44 @@ static int keep_poison(struct restorer *r, const unsigned char *p,
 	return ret;
 }
 
+/* HOLE: punched at the source since the previous generation. */
+static int apply_holes(struct restorer *r, const unsigned char *p,
+		       uint64_t len)
+{
+	int ret = check_pairs(r, p, len, &r->hole_end);
+
+	for (uint64_t i = 0; !ret && i < len; i += 16)
+		ret = gmem_fallocate(r->g, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				     snap_get64(p + i),
+				     snap_get64(p + i + 8) - snap_get64(p + i));
+	return ret;
+}
+
+/* Apply: poisoned pages about to get contents lose their poison. */
+static int unpoison(struct restorer *r, uint64_t off, uint64_t len)
+{
+	struct gmem *g = r->g;
+	uint64_t p = page_of(g, off), end = page_of(g, off + len), bad;
+	int ret;
+
+	while (r->apply && p < end) {
+		ret = gmem_lock_live(g);
+		if (ret)
+			return ret;
+		bad = g->poison.nr ? gmem_extents_first(&g->poison, p, end) :
+				     end;
+		gmem_unlock_put(g);
+		if (bad >= end)
+			break;
+		ret = gmem_fallocate(g, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off_of(g, bad),
+				     off_of(g, 1));
+		if (ret)
+			return ret;
+		p = bad + 1;
+	}
+	return 0;
+}
+
 /* Read a DATA payload of len bytes for [off, off + len) into the file. */
 static int apply_data(struct restorer *r, const unsigned char *head,
 		      uint64_t off, uint64_t len)
@@ -203,6 +257,9 @@ static int apply_data(struct restorer *r, const unsigned char *head,
 	    off >= g->size || len > g->size - off ||
 	    len > r->data_total - r->data_done)
 		return -EBADMSG;
+	ret = unpoison(r, off, len);
+	if (ret)
+		return ret;
 	ret = gmem_lock_live(g);
 	if (ret)
 		return ret;
@@ -224,6 +281,31 @@ static int apply_data(struct restorer *r, const unsigned char *head,
 		progress(r, false);
 	}
 	return ret;
+}
+
+/* CHAIN: a full stream's names the file's chain; apply's must follow. */
+static int apply_chain(struct restorer *r, const unsigned char *c)
+{
+	struct gmem *g = r->g;
+	uint64_t id = snap_get64(c), gen = snap_get64(c + 8);
+	struct gmem_attributes all = { .offset = 0, .size = g->size };
+
+	if (r->seq)
+		return -EBADMSG;	/* only the first record */
+	if (!r->apply) {
+		if (gen)
+			return -EBADMSG;
+		g->snap_chained = true;
+		g->snap_chain_id = id;
+		g->snap_gen = 0;
+		return 0;
+	}
+	if (!g->snap_chained || g->snap_broken || id != g->snap_chain_id ||
+	    gen != g->snap_gen + 1)
+		return -ESTALE;
+	/* From here on the file is neither generation until END. */
+	g->snap_broken = true;
+	return gmem_set_attributes(g, &all);	/* STATE lists the private */
 }
 
 static int apply_poison(struct restorer *r)
@@ -276,6 +358,10 @@ static int read_records(struct restorer *r)
 		len = snap_get64(head + 16);
 		if (snap_get32(head + 4))
 			return -EBADMSG;
+		/* An incremental stream starts with CHAIN: nothing changes
+		 * before it has been checked. */
+		if (r->apply && !r->seq && type != SNAP_CHAIN)
+			return -ESTALE;
 		if (type == SNAP_DATA) {
 			ret = apply_data(r, head, off, len);
 			if (ret)
@@ -283,10 +369,12 @@ static int read_records(struct restorer *r)
 			continue;
 		}
 		if (off || (type == SNAP_END ? len != sizeof(struct snap_end) :
+			    type == SNAP_CHAIN ? len != 16 :
 			    len > SNAP_PAIRS_MAX * 16))
 			return -EBADMSG;
 		if (type != SNAP_STATE && type != SNAP_POISON &&
-		    type != SNAP_END)
+		    type != SNAP_END && type != SNAP_CHAIN &&
+		    (type != SNAP_HOLE || r->kind != SNAP_KIND_INCREMENTAL))
 			return -EBADMSG;
 		ret = snap_read_full(r->fd, r->buf, (size_t)len);
 		if (ret)
@@ -296,8 +384,13 @@ static int read_records(struct restorer *r)
 			return -EBADMSG;
 		if (type == SNAP_END)
 			return finish(r, r->buf);
-		ret = type == SNAP_STATE ? apply_state(r, r->buf, len) :
-					   keep_poison(r, r->buf, len);
+		if (type == SNAP_CHAIN)
+			ret = apply_chain(r, r->buf);
+		else if (type == SNAP_HOLE)
+			ret = apply_holes(r, r->buf, len);
+		else
+			ret = type == SNAP_STATE ? apply_state(r, r->buf, len) :
+						   keep_poison(r, r->buf, len);
 		if (ret)
 			return ret;
 	}
@@ -344,6 +437,53 @@ GMEM_EXPORT int gmem_snapshot_restore(int fd,
 err_file:
 	gmem_close(r.g);
 err_buf:
+	free(r.poison);
+	free(r.buf);
+	args->bytes = r.bytes;
+	return ret;
+}
+
+GMEM_EXPORT int gmem_snapshot_apply(struct gmem *g, int fd,
+				    struct gmem_snapshot_restore_args *args)
+{
+	struct restorer r = { .g = g, .fd = fd, .args = args, .apply = true };
+	struct gmem_snapshot_restore_args a;
+	struct gmem_create_args ca;
+	int ret;
+
+	if (!g || fd < 0 || !args)
+		return -EINVAL;
+	ret = check_args(args);
+	if (ret)
+		return ret;
+	if (g->link)
+		return -EPERM;
+	args->bytes = 0;
+	/* The header is checked against g, as restore checks it against
+	 * args: a stream for another file changes nothing. */
+	a = *args;
+	a.backend = g->backend;
+	if (!(a.restore_flags & GMEM_RESTORE_AS_SAVED) &&
+	    (a.size != g->size || a.flags != g->flags))
+		return -ERANGE;
+	a.restore_flags |= GMEM_RESTORE_AS_SAVED;
+	a.size = a.flags = 0;
+	r.args = &a;
+	r.buf = malloc(SNAP_DATA_MAX);
+	if (!r.buf)
+		return -ENOMEM;
+	ret = read_header(&r, &ca);
+	if (!ret && (ca.size != g->size || ca.flags != g->flags))
+		ret = -ERANGE;
+	if (!ret && args->backend != g->backend)
+		ret = -EMEDIUMTYPE;
+	if (!ret)
+		ret = read_records(&r);
+	if (!ret) {
+		progress(&r, true);
+		g->snap_gen++;
+		g->snap_broken = false;
+	}
 	free(r.poison);
 	free(r.buf);
 	args->bytes = r.bytes;

@@ -22,6 +22,15 @@
  * the park as a page of its own.  A poisoned page holds nothing: it is
  * saved as zeros (so its allocation is kept) and listed in POISON.
  *
+ * Incremental saves (GMEM_SAVE_DIRTY, with dirty tracking on, dirty.c):
+ * the same stream with kind incremental and, for the pages dirty since
+ * the chain's last save, HOLE pairs where they are holes now and DATA
+ * where they are allocated.  A tracked save (full or not) reads contents
+ * with pread() (gmem_backing_read()), not through the window: a page the
+ * save faulted into the window would count as written at the next scan.
+ * The dirty pages a save took are given back if it fails, so the next
+ * save still has them.
+ *
  * Locking: g->lock for the whole save, so state, poison, park and
  * contents are one consistent picture and nothing is punched or
  * converted under the walk.  The progress callback runs with it held,
@@ -49,6 +58,10 @@ struct saver {
 	uint64_t next_progress;
 	struct gmem_snapshot_save_args *args;
 	unsigned char *buf;		/* SNAP_DATA_MAX bytes */
+	bool tracked;			/* dirty tracking on: read by pread */
+	bool incremental;		/* GMEM_SAVE_DIRTY */
+	uint64_t *dirty;		/* incremental: the pages to save */
+	uint64_t chain_id, gen;		/* tracked: the CHAIN record */
 };
 
 static int put_record(struct saver *s, uint32_t type, uint64_t off,
@@ -188,7 +201,8 @@ static int save_chunk(struct saver *s, uint64_t p, uint64_t q)
 	const void *src;
 	int ret;
 
-	if (g->b.kind == GMEM_BACKING_KVM || needs_patch(g, p, q)) {
+	if (g->b.kind == GMEM_BACKING_KVM || s->tracked ||
+	    needs_patch(g, p, q)) {
 		ret = gmem_backing_read(&g->b, p, s->buf, q - p);
 		if (ret)
 			return ret;
@@ -251,6 +265,102 @@ static int walk_data(struct saver *s, bool save, uint64_t *total)
 	return ret;
 }
 
+static bool bit(const uint64_t *b, uint64_t p)
+{
+	return b[p >> 6] & (1ULL << (p & 63));
+}
+
+/* The end of the run of pages from p (< end) whose bits equal p's. */
+static uint64_t bit_run(const uint64_t *b, uint64_t p, uint64_t end)
+{
+	bool v = bit(b, p);
+
+	for (p++; p < end; p++) {
+		if (!(p & 63) && p + 64 <= end &&
+		    b[p >> 6] == (v ? ~0ULL : 0)) {
+			p += 63;
+			continue;
+		}
+		if (bit(b, p) != v)
+			break;
+	}
+	return p < end ? p : end;
+}
+
+/* A page whose contents are in the park alone: saved as data. */
+static bool detached(struct gmem *g, uint64_t p)
+{
+	struct gmem_park_slot *sl;
+
+	if (!g->park.nr_detached || !(sl = gmem_park_find(&g->park, p)))
+		return false;
+	return detached_hole(g, sl);
+}
+
+/*
+ * Incremental: the dirty pages' holes (what == SNAP_HOLE: HOLE pairs)
+ * or data (SNAP_DATA: count them, and save them if save).
+ */
+static int walk_dirty(struct saver *s, uint32_t what, bool save,
+		      uint64_t *total)
+{
+	struct gmem *g = s->g;
+	struct pairs pr = { s, SNAP_HOLE, 0 };
+	uint64_t p = 0, n = 0;
+	int ret = 0;
+
+	while (!ret && p < g->npages) {
+		uint64_t e = bit_run(s->dirty, p, g->npages), q = p, rs, re;
+
+		if (!bit(s->dirty, p)) {
+			p = e;
+			continue;
+		}
+		while (!ret && q < e) {
+			ret = gmem_backing_next_data(&g->b, q, e, &rs, &re);
+			if (ret)
+				break;
+			/* [q, rs) holes, [rs, re) data */
+			for (uint64_t h = q; !ret && h < rs; h++) {
+				if (detached(g, h)) {
+					n++;
+					if (save && what == SNAP_DATA)
+						ret = save_chunk(s, h, h + 1);
+				} else if (what == SNAP_HOLE) {
+					uint64_t he = h + 1;
+
+					while (he < rs && !detached(g, he))
+						he++;
+					ret = pairs_add(&pr, h, he);
+					h = he - 1;
+				}
+			}
+			if (rs >= e)
+				break;
+			n += re - rs;
+			for (uint64_t c = rs; save && what == SNAP_DATA &&
+			     !ret && c < re; c = chunk_end(s, c, re))
+				ret = save_chunk(s, c, chunk_end(s, c, re));
+			q = re;
+		}
+		p = e;
+	}
+	if (!ret && what == SNAP_HOLE)
+		ret = pairs_flush(&pr);
+	if (total)
+		*total = off_of(g, n);
+	return ret;
+}
+
+static int put_chain(struct saver *s)
+{
+	unsigned char c[16];
+
+	snap_put64(c, s->chain_id);
+	snap_put64(c + 8, s->gen);
+	return put_record(s, SNAP_CHAIN, 0, c, sizeof(c));
+}
+
 static int put_header(struct saver *s)
 {
 	struct gmem *g = s->g;
@@ -266,6 +376,8 @@ static int put_header(struct saver *s)
 	snap_put32(h + SNAP_H_BACKEND, g->backend);
 	snap_put32(h + SNAP_H_PAGE_SHIFT, g->page_shift);
 	snap_put32(h + SNAP_H_HUGE_SHIFT, g->huge_shift);
+	snap_put32(h + SNAP_H_KIND, s->dirty ? SNAP_KIND_INCREMENTAL :
+						SNAP_KIND_FULL);
 	snap_put64(h + SNAP_H_DATA_BYTES, s->data_total);
 	snap_put64(h + SNAP_H_CHECKSUM, gmem_hash64(h, SNAP_H_CHECKSUM, 0));
 	ret = snap_writev_all(s->fd, &iov, 1);
@@ -289,48 +401,119 @@ static int put_end(struct saver *s)
 	return put_record(s, SNAP_END, 0, e, sizeof(e));
 }
 
+/* Tracked saves: take the dirty pages (incremental) and name the chain. */
+static int begin_tracked(struct saver *s, bool incremental)
+{
+	struct gmem *g = s->g;
+	uint64_t *bits, id, gen;
+	size_t words = snap_words(g->npages);
+	int ret;
+
+	if (!g->dirty)
+		return incremental ? -ENOENT : 0;
+	if (incremental && !gmem_dirty_chain(g, &id, &gen))
+		return -ENOENT;
+	s->tracked = true;
+	s->incremental = incremental;
+	ret = gmem_dirty_scan(g);
+	if (ret)
+		return ret;
+	bits = gmem_dirty_bits(g, GMEM_DIRTY_SAVE);
+	if (incremental) {
+		s->dirty = malloc(words ? words * 8 : 8);
+		if (!s->dirty)
+			return -ENOMEM;
+		memcpy(s->dirty, bits, words * 8);
+		s->chain_id = id;
+		s->gen = gen + 1;
+	} else {
+		gmem_dirty_chain_set(g, true, true, 0);
+		gmem_dirty_chain(g, &s->chain_id, &s->gen);
+	}
+	memset(bits, 0, words * 8);
+	return 0;
+}
+
+/* After the stream: the chain moves on, or the taken pages go back. */
+static void end_tracked(struct saver *s, int ret)
+{
+	struct gmem *g = s->g;
+	uint64_t *bits = gmem_dirty_bits(g, GMEM_DIRTY_SAVE);
+
+	if (!s->tracked || !bits)
+		return;
+	if (!ret) {
+		gmem_dirty_chain_set(g, true, false, s->gen);
+	} else if (!s->incremental) {
+		gmem_dirty_chain_set(g, false, false, 0);
+	} else if (s->dirty) {
+		for (size_t i = 0; i < snap_words(g->npages); i++)
+			bits[i] |= s->dirty[i];
+	}	/* else it failed before it took any page */
+}
+
+static int save_locked(struct saver *s)
+{
+	uint64_t saved = 0;
+	int ret = gmem_backing_window(&s->g->b);
+
+	if (!ret)
+		ret = begin_tracked(s, s->args && (s->args->flags &
+						   GMEM_SAVE_DIRTY));
+	if (!ret)
+		ret = s->dirty ? walk_dirty(s, SNAP_DATA, false,
+					    &s->data_total) :
+				 walk_data(s, false, &s->data_total);
+	if (!ret)
+		ret = put_header(s);
+	if (!ret && s->tracked)
+		ret = put_chain(s);
+	if (!ret)
+		ret = save_state(s);
+	if (!ret)
+		ret = save_poison(s);
+	if (!ret && s->dirty)
+		ret = walk_dirty(s, SNAP_HOLE, false, NULL);
+	if (!ret)
+		ret = s->dirty ? walk_dirty(s, SNAP_DATA, true, &saved) :
+				 walk_data(s, true, &saved);
+	if (!ret && (saved != s->data_total || s->data_done != saved))
+		ret = -EIO;	/* cannot happen under the lock */
+	if (!ret)
+		ret = put_end(s);
+	if (!ret)
+		progress(s, true);
+	end_tracked(s, ret);
+	return ret;
+}
+
 GMEM_EXPORT int gmem_snapshot_save(struct gmem *g, int fd,
 				   struct gmem_snapshot_save_args *args)
 {
 	struct saver s = { .g = g, .fd = fd, .args = args };
-	uint64_t saved = 0;
 	int ret;
 
 	if (!g || fd < 0)
 		return -EINVAL;
 	if (args) {
-		if (args->flags)
+		if (args->flags & ~GMEM_SAVE_DIRTY)
 			return -EINVAL;
 		for (size_t i = 0; i < sizeof(args->reserved) / 8; i++)
 			if (args->reserved[i])
 				return -EINVAL;
 		args->bytes = 0;
 	}
+	if (g->link)
+		return -EPERM;
 	s.buf = malloc(SNAP_DATA_MAX);
 	if (!s.buf)
 		return -ENOMEM;
 	ret = gmem_lock_live(g);
-	if (ret)
-		goto out_free;
-	ret = gmem_backing_window(&g->b);
-	if (!ret)
-		ret = walk_data(&s, false, &s.data_total);
-	if (!ret)
-		ret = put_header(&s);
-	if (!ret)
-		ret = save_state(&s);
-	if (!ret)
-		ret = save_poison(&s);
-	if (!ret)
-		ret = walk_data(&s, true, &saved);
-	if (!ret && (saved != s.data_total || s.data_done != saved))
-		ret = -EIO;	/* cannot happen under the lock */
-	if (!ret)
-		ret = put_end(&s);
-	if (!ret)
-		progress(&s, true);
-	gmem_unlock_put(g);
-out_free:
+	if (!ret) {
+		ret = save_locked(&s);
+		gmem_unlock_put(g);
+	}
+	free(s.dirty);
 	free(s.buf);
 	if (args)
 		args->bytes = s.bytes;

@@ -23,6 +23,13 @@
  *                    aligned); the payload is length bytes of contents
  *                    (a page multiple, at most SNAP_DATA_MAX)
  *            END     payload: struct snap_end; the last record
+ *            CHAIN   payload: chain id, generation (u64 each); the first
+ *                    record of a tracked save (dirty.c), full or not
+ *            HOLE    pairs, as STATE: pages to punch (incremental only)
+ *   kind     the header's u32 at 44: 0 a full stream (restore), 1 an
+ *            incremental one (apply: CHAIN, STATE, POISON, HOLE, DATA,
+ *            END, in that order, STATE and POISON complete as in a
+ *            full stream, DATA only for the pages that changed)
  *
  * Locking: none here; callers hold what they say they hold.
  */
@@ -43,6 +50,11 @@
 #define SNAP_POISON		2U
 #define SNAP_DATA		3U
 #define SNAP_END		4U
+#define SNAP_CHAIN		5U
+#define SNAP_HOLE		6U
+
+#define SNAP_KIND_FULL		0U
+#define SNAP_KIND_INCREMENTAL	1U
 
 #define SNAP_DATA_MAX		(2U << 20)	/* bytes of one DATA record */
 #define SNAP_PAIRS_MAX		4096U		/* pairs of one STATE/POISON */
@@ -56,7 +68,7 @@
 #define SNAP_H_BACKEND		32	/* u32: GMEM_BACKEND_* */
 #define SNAP_H_PAGE_SHIFT	36	/* u32 */
 #define SNAP_H_HUGE_SHIFT	40	/* u32: 0, 21, 30 */
-#define SNAP_H_RESERVED		44	/* u32: 0 */
+#define SNAP_H_KIND		44	/* u32: SNAP_KIND_* */
 #define SNAP_H_DATA_BYTES	48	/* u64: sum of DATA lengths */
 #define SNAP_H_CHECKSUM		56	/* u64: XXH64 of bytes 0..55 */
 
@@ -95,6 +107,12 @@ static inline uint64_t snap_get64(const unsigned char *p)
 	for (int i = 0; i < 8; i++)
 		v |= (uint64_t)p[i] << (8 * i);
 	return v;
+}
+
+/* 64-bit words of a bitmap of npages bits. */
+static inline size_t snap_words(uint64_t npages)
+{
+	return (size_t)((npages + 63) / 64);
 }
 
 /* stream.c: the caller's fd (file, pipe, socket); 0 or -errno. */

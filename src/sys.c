@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <linux/userfaultfd.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
@@ -24,6 +25,9 @@
 
 #include "sys.h"
 
+#ifndef UFFD_FEATURE_WP_ASYNC
+#define UFFD_FEATURE_WP_ASYNC	(1 << 15)	/* Linux 6.7 */
+#endif
 #ifndef UFFD_USER_MODE_ONLY
 #define UFFD_USER_MODE_ONLY	1
 #endif
@@ -511,12 +515,28 @@ int sys_copy_to(void *dst, const void *src, size_t len)
  * faults only, which is all libgmem needs: kernel faults on a registered
  * page without a page-table entry fail with EFAULT either way.
  */
-int sys_uffd_open(void)
+static _Atomic int uffd_wp_async = -1;	/* -1: not known yet */
+
+bool sys_uffd_wp_async(void)
+{
+	return atomic_load(&uffd_wp_async) == 1;
+}
+
+/*
+ * Also asks for asynchronous write-protection (UFFD_FEATURE_WP_ASYNC,
+ * Linux 6.7), which dirty tracking uses (dirty.c): the kernel resolves a
+ * write-protect fault itself, so with SIGBUS a write is never refused.
+ * A kernel without it gives a uffd without it: views are guarded the
+ * same, and dirty tracking counts their shown pages as always written.
+ */
+static int uffd_open(bool wp)
 {
 	const uint64_t need = UFFD_FEATURE_SIGBUS | UFFD_FEATURE_MINOR_SHMEM;
 	struct uffdio_api api = { .api = UFFD_API, .features = need };
 	int fd, ret;
 
+	if (wp)
+		api.features |= UFFD_FEATURE_WP_ASYNC;
 	INJECT(SYS_C_UFFD);
 	fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0 && (errno == EPERM || errno == EACCES))
@@ -537,6 +557,25 @@ int sys_uffd_open(void)
 	return fd;
 }
 
+int sys_uffd_open(void)
+{
+	int fd;
+
+	if (atomic_load(&uffd_wp_async) != 0) {
+		fd = uffd_open(true);
+		if (fd != -EOPNOTSUPP) {
+			if (fd >= 0)
+				atomic_store(&uffd_wp_async, 1);
+			return fd;
+		}
+	}
+	/* The API is asked once per fd: without WP_ASYNC, on a new one. */
+	fd = uffd_open(false);
+	if (fd >= 0)
+		atomic_store(&uffd_wp_async, 0);
+	return fd;
+}
+
 int sys_uffd_register(int uffd, void *addr, size_t len)
 {
 	struct uffdio_register reg = {
@@ -545,12 +584,26 @@ int sys_uffd_register(int uffd, void *addr, size_t len)
 			UFFDIO_REGISTER_MODE_MINOR,
 	};
 
+	/* Write-protection is armed only by dirty tracking (dirty.c). */
+	if (sys_uffd_wp_async())
+		reg.mode |= UFFDIO_REGISTER_MODE_WP;
+
 	INJECT(SYS_C_UFFD);
 	if (ioctl(uffd, UFFDIO_REGISTER, &reg))
 		return neg_errno();
 	if (!(reg.ioctls & (1ULL << _UFFDIO_CONTINUE)))
 		return -EOPNOTSUPP;
 	return 0;
+}
+
+int sys_uffd_unprotect(int uffd, void *addr, size_t len)
+{
+	struct uffdio_writeprotect wp = {
+		.range = { .start = (uintptr_t)addr, .len = len },
+	};
+
+	INJECT(SYS_C_UFFD);
+	return ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) ? neg_errno() : 0;
 }
 
 int sys_uffd_unregister(int uffd, void *addr, size_t len)
@@ -603,6 +656,67 @@ int sys_uffd_continue(int uffd, void *addr, size_t len)
 		}
 	}
 	return 0;
+}
+
+/* PAGEMAP_SCAN (linux/fs.h, Linux 6.7), for older headers. */
+struct sys_pm_scan_arg {
+	uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+	uint64_t category_inverted, category_mask, category_anyof_mask;
+	uint64_t return_mask;
+};
+
+#define SYS_PAGEMAP_SCAN	_IOWR('f', 16, struct sys_pm_scan_arg)
+
+static int pagemap_fd = -1;
+static pthread_mutex_t pagemap_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* /proc/self/pagemap, opened once (a fork's child opens its own). */
+static int pagemap(void)
+{
+	static pid_t owner;
+	int fd;
+
+	pthread_mutex_lock(&pagemap_lock);
+	if (pagemap_fd >= 0 && owner != getpid()) {
+		close(pagemap_fd);
+		pagemap_fd = -1;
+	}
+	if (pagemap_fd < 0) {
+		pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+		owner = getpid();
+	}
+	fd = pagemap_fd < 0 ? -errno : pagemap_fd;
+	pthread_mutex_unlock(&pagemap_lock);
+	return fd;
+}
+
+long sys_pagemap_scan(void *addr, size_t len, uint64_t flags,
+		      uint64_t need, struct sys_page_region *vec, size_t n,
+		      void **walk_end)
+{
+	struct sys_pm_scan_arg a = {
+		.size = sizeof(a),
+		.flags = flags,
+		.start = (uintptr_t)addr,
+		.end = (uintptr_t)addr + len,
+		.vec = (uintptr_t)vec,
+		.vec_len = n,
+		.category_mask = need,
+		.return_mask = need,
+	};
+	int fd = pagemap();
+	long ret;
+
+	INJECT(SYS_C_COPY);
+	if (fd < 0)
+		return fd;
+	do {
+		ret = ioctl(fd, SYS_PAGEMAP_SCAN, &a);
+	} while (ret < 0 && errno == EINTR);
+	if (ret < 0)
+		return errno == ENOTTY ? -EOPNOTSUPP : neg_errno();
+	*walk_end = (void *)(uintptr_t)a.walk_end;
+	return ret;
 }
 
 long sys_ioctl(int fd, unsigned long req, void *arg)

@@ -104,6 +104,31 @@ int sys_uffd_open(void);
 int sys_uffd_register(int uffd, void *addr, size_t len);
 int sys_uffd_unregister(int uffd, void *addr, size_t len);
 int sys_uffd_continue(int uffd, void *addr, size_t len);
+/* Do this process's userfaultfds have asynchronous write-protection? */
+bool sys_uffd_wp_async(void);
+/* Lift write-protection from [addr, +len) (dirty tracking ends). */
+int sys_uffd_unprotect(int uffd, void *addr, size_t len);
+
+/* PAGEMAP_SCAN: page-table facts of a range (dirty.c). */
+struct sys_page_region {
+	uint64_t start, end, categories;
+};
+
+#define SYS_PM_WP_MATCHING	(1ULL << 0)	/* write-protect what matches */
+#define SYS_PM_CHECK_WPASYNC	(1ULL << 1)
+#define SYS_PAGE_IS_WRITTEN	(1ULL << 1)
+#define SYS_PAGE_IS_PRESENT	(1ULL << 3)
+
+/*
+ * The runs of [addr, +len) whose pages have every category in need, at
+ * most n of them in vec: their number, or -errno (-EOPNOTSUPP: no
+ * PAGEMAP_SCAN).  *walk_end: where the walk stopped (the end, or where
+ * vec filled up).  With SYS_PM_WP_MATCHING the runs found are
+ * write-protected again in the same walk.
+ */
+long sys_pagemap_scan(void *addr, size_t len, uint64_t flags,
+		      uint64_t need, struct sys_page_region *vec, size_t n,
+		      void **walk_end);
 
 /* KVM and other ioctls: the ioctl's value (>= 0) or -errno. */
 long sys_ioctl(int fd, unsigned long req, void *arg);

@@ -589,6 +589,7 @@ void gmem_view_revoke(struct gmem *g, struct gmem_view *v)
 
 	if (v->mode == GMEM_VIEW_REVOKED)
 		return;
+	gmem_dirty_view_final(g, v);
 	holed = !gmem_backing_hole_at(&g->b, v->addr, v->first, v->npages,
 				      v->prot);
 	if (!holed &&
@@ -613,8 +614,10 @@ int gmem_view_apply(struct gmem *g, struct gmem_view *v,
 		    const struct gmem_change *ch,
 		    int (*post)(struct gmem *g, void *arg), void *arg)
 {
-	int ret = prepare(g, v, ch);
+	int ret;
 
+	gmem_dirty_note(g, ch->start, ch->end);	/* its pages may be zapped */
+	ret = prepare(g, v, ch);
 	if (ret)
 		return ret;
 	ret = commit(g, v, ch);
@@ -636,6 +639,8 @@ int gmem_views_apply(struct gmem *g, const struct gmem_change *ch,
 	struct gmem_view *v;
 	int ret = 0;
 
+	/* Pages that change are dirty: a hide zaps what a scan would see. */
+	gmem_dirty_note(g, ch->start, ch->end);
 	for (v = g->views; v && !ret; v = v->next)
 		ret = prepare(g, v, ch);
 	if (!ret && mid)
@@ -784,6 +789,7 @@ void gmem_view_destroy(struct gmem *g, struct gmem_view *v)
 			break;
 		}
 	}
+	gmem_dirty_view_final(g, v);
 	if (!v->unmapped)
 		map_unmap(v->addr, v->len);
 	gmem_vmas_account(g, -(int64_t)v->vmas);

@@ -196,6 +196,8 @@ int gmem_view_to_uffd(struct gmem *g, struct gmem_view *v)
 		return v->mode == GMEM_VIEW_UFFD ? 0 : -EINVAL;
 	if (!v->reg)
 		return -EOPNOTSUPP;	/* holes: guest_memfd, huge pages */
+	/* Dirty tracking: what VMA mode saw, before the prefault. */
+	gmem_dirty_view_final(g, v);
 	ret = each_run(g, v, true, prefault, NULL);
 	if (ret)
 		return ret;
@@ -214,6 +216,7 @@ int gmem_view_to_uffd(struct gmem *g, struct gmem_view *v)
 	}
 	v->mode = GMEM_VIEW_UFFD;
 	account_switch(g, v);
+	gmem_dirty_view_final(g, v);	/* arms write-protection */
 	return 0;
 }
 
@@ -224,6 +227,8 @@ int gmem_view_to_vma(struct gmem *g, struct gmem_view *v)
 
 	if (v->mode != GMEM_VIEW_UFFD)
 		return v->mode == GMEM_VIEW_VMA ? 0 : -EINVAL;
+	/* What write-protection saw, before the registration goes. */
+	gmem_dirty_view_final(g, v);
 	/* Shown runs leave the registration, keeping their pages mapped. */
 	ret = each_run(g, v, true, unregister_run, &stop);
 	if (ret) {
