@@ -22,6 +22,7 @@
  * restore, a truncated round (the copy is then refused for good), a
  * failed save (its pages go back: the next round still has them).
  */
+#include <fcntl.h>
 #include <linux/falloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -545,6 +546,61 @@ TEST(peers_and_pins_count_as_written)
 	ASSERT_EQ(collect(g, got, 300), 0);
 	ASSERT_EQ(gmem_dirty_stop(g), 0);
 	gmem_close(g);
+}
+
+/*
+ * A guest_memfd file: KVM's stores are seen by nothing in user space, so
+ * every allocated page is reported at every collect, and the chain
+ * still makes an equal copy.
+ */
+TEST(kvm_reports_every_allocated_page)
+{
+	struct gmem_create_args probe = {
+		.size = ps, .flags = GMEM_FLAG_MMAP,
+		.backend = GMEM_BACKEND_KVM, .vm_fd = GMEM_KVM_NEW_VM,
+	};
+	uint64_t size = 4 * MiB, *bm = calloc(size / ps / 64, 8), n, alloc;
+	struct gmem *g, *r;
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC), ret;
+
+	ASSERT_NONNULL(bm);
+	if (fd < 0)
+		SKIP(return, "/dev/kvm: %s", strerror(errno));
+	close(fd);
+	ret = gmem_create(&probe, &g);
+	if (ret)
+		SKIP(return, "KVM guest_memfd: gmem_create: %s",
+		     strerror(-ret));
+	gmem_close(g);
+	g = build(size, 0, GMEM_BACKEND_KVM, ps);
+	alloc = stats(g).allocated / ps;
+	ASSERT_GT(alloc, 0);
+	ASSERT_EQ(gmem_dirty_start(g, 0), 0);
+	for (int i = 0; i < 2; i++) {
+		ASSERT_EQ(gmem_dirty_collect(g, 0, size, bm, &n), 0);
+		ASSERT_EQ(n, alloc);
+	}
+	fd = stream_fd();
+	ASSERT_EQ(save_flags(g, fd, 0), 0);
+	ASSERT_EQ(lseek(fd, 0, SEEK_SET), 0);
+	{
+		struct gmem_snapshot_restore_args ra = {
+			.backend = GMEM_BACKEND_KVM, .vm_fd = -1,
+			.restore_flags = GMEM_RESTORE_AS_SAVED,
+		};
+
+		ASSERT_EQ(gmem_snapshot_restore(fd, &ra, &r), 0);
+		ASSERT_EQ(convert(g, 0, ps, 1), 0);
+		ASSERT_EQ(save_flags(g, fd, GMEM_SAVE_DIRTY), 0);
+		ASSERT_EQ(lseek(fd, 0, SEEK_SET), 0);
+		ra.backend = GMEM_BACKEND_KVM;
+		ASSERT_EQ(gmem_snapshot_apply(r, fd, &ra), 0);
+	}
+	compare(g, r);
+	gmem_close(r);
+	gmem_close(g);
+	close(fd);
+	free(bm);
 }
 
 /* ---- under load ----------------------------------------------------------- */

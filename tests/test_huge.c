@@ -9,7 +9,8 @@
  * frees it, of part of one zeroes that part.
  * 1 GiB (hugetlb): views show a region only while all of it is shared;
  * contents survive; the pool's shortage fails at create.
- * Kernel references taken while shared (issue 10): a referenced THP
+ * Dirty tracking keeps huge mappings huge (a store is seen as its 2 MiB
+ * page).  Kernel references taken while shared (issue 10): a referenced THP
  * folio holds a private use back (-EAGAIN) until the reference goes; a
  * hugetlb region that was shown gets a fresh page (a spare in the pool)
  * when it goes mixed, and regions shown again are never inherited.
@@ -201,6 +202,38 @@ TEST_F(thp, peer_views_split_and_merge)
 	ASSERT_EQ(gmem_munmap(ip.pg, pv, THP_SIZE), 0);
 	gmem_close(ip.pg);
 	ASSERT_EQ(gmem_unexport(peer), 0);
+}
+
+/*
+ * Dirty tracking zaps and faults back whole huge pages: a store is seen
+ * (as its 2 MiB page), and the view is PMD-mapped again after it.
+ */
+TEST_F(thp, dirty_tracking_keeps_huge_mappings)
+{
+	uint64_t words = THP_SIZE / ps / 64, *bm = calloc(words, 8), n = 0;
+	uint64_t region = 10 * 2 * MiB, huge;
+
+	ASSERT_NONNULL(bm);
+	huge = gmem_test_smaps_huge(self->v, THP_SIZE);
+	ASSERT_EQ(gmem_dirty_start(self->g, 0), 0);
+	ASSERT_EQ(gmem_dirty_collect(self->g, 0, THP_SIZE, bm, &n), 0);
+	ASSERT_EQ(n, 0);
+	self->v[region + 7 * ps] = 1;
+	ASSERT_EQ(gmem_dirty_collect(self->g, 0, THP_SIZE, bm, &n), 0);
+	/* The page, and no more than its huge page (if it was huge). */
+	ASSERT_TRUE(bm[(region / ps + 7) / 64] & (1ULL << ((region / ps + 7) % 64)));
+	ASSERT_LE(n, 2 * MiB / ps);
+	TH_LOG("a store reported as %ju pages; %ju of %ju MiB PMD-mapped "
+	       "before", (uintmax_t)n, (uintmax_t)(huge / MiB),
+	       (uintmax_t)(THP_SIZE / MiB));
+	for (uint64_t off = 0; off < THP_SIZE; off += ps)
+		self->v[off] = (char)(off / ps + 1);	/* fault back in */
+	/* Faulted back as huge as before: tracking split nothing. */
+	ASSERT_GE(gmem_test_smaps_huge(self->v, THP_SIZE), huge);
+	ASSERT_EQ(gmem_dirty_collect(self->g, 0, THP_SIZE, bm, &n), 0);
+	ASSERT_EQ(n, THP_SIZE / ps);
+	ASSERT_EQ(gmem_dirty_stop(self->g), 0);
+	free(bm);
 }
 
 TEST_F(thp, split_and_merge_in_one_conversion)
