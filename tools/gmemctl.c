@@ -37,6 +37,8 @@ static const struct cmd cmds[] = {
 	  "a tiny VMM on /dev/kvm whose guest converts its own memory" },
 	{ "snapshot", cmd_snapshot, "build a file and save it to a stream" },
 	{ "restore", cmd_restore, "make a file from a snapshot stream" },
+	{ "migrate", cmd_migrate,
+	  "pre-copy live migration to another process, with a writer" },
 };
 
 #define NR_CMDS	(sizeof(cmds) / sizeof(cmds[0]))

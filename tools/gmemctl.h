@@ -35,6 +35,7 @@ int cmd_stat(int argc, char **argv);
 int cmd_vm(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
 
 /*
  * "4096", "0x1000", "64K", "1G", "1GiB", "2T": bytes (binary suffixes);
