@@ -2,7 +2,7 @@
 /*
  * test_gmemctl.c - the gmemctl command as a user meets it: --help on
  * every subcommand, usage errors (exit 2), the demo's text and JSON,
- * info and stat on a spec, and a quick benchmark.
+ * info and stat on a spec, a quick benchmark and a small migration.
  *
  * The binary is $GMEMCTL, else ../gmemctl next to this test's directory
  * (build/tests/test_gmemctl -> build/gmemctl); without it every test is
@@ -161,7 +161,7 @@ TEST(help_everywhere)
 		{ "--help" }, { "help" }, { "-h" },
 		{ "demo", "--help" }, { "bench", "--help" },
 		{ "info", "--help" }, { "stat", "-h" }, { "help", "demo" },
-		{ "vm", "--help" },
+		{ "vm", "--help" }, { "migrate", "--help" },
 	};
 	struct run r;
 
@@ -207,6 +207,7 @@ TEST(usage_errors_exit_2)
 		{ "bench", "--only", "peers" },
 		{ "demo", "--seed", "0" }, { "vm", "--bogus" }, { "vm", "--ask" },
 		{ "vm", "--ask", "sideways" }, { "vm", "extra" },
+		{ "migrate", "--bogus" }, { "migrate", "extra" },
 	};
 	struct run r;
 
@@ -558,4 +559,84 @@ TEST(vm_skip_wording)
 		EXPECT_HAS(r.out, "vm: all checks passed");
 		EXPECT_EQ(r.err[0], '\0');
 	}
+}
+
+/*
+ * migrate's mistakes are usage errors (exit 2) that say what is wanted,
+ * checked before anything is forked or built.
+ */
+TEST(migrate_usage_errors)
+{
+	static const struct {
+		const char *args[4];
+		const char *want;
+	} cases[] = {
+		{ { "migrate", "--size", "3M" }, "a multiple of 4M" },
+		{ { "migrate", "--size", "0" }, "a multiple of 4M" },
+		{ { "migrate", "--size", "lots" }, "bad --size 'lots'" },
+		{ { "migrate", "--rate", "-1M" }, "bad --rate '-1M'" },
+		{ { "migrate", "--converge", "1Q" }, "bad --converge '1Q'" },
+		{ { "migrate", "--private", "101" }, "0 to 100" },
+		{ { "migrate", "--private", "half" }, "0 to 100" },
+		{ { "migrate", "--max-rounds", "1001" }, "at most 1000" },
+		{ { "migrate", "--max-rounds", "x" }, "decimal, or hex" },
+		{ { "migrate", "--seed", "0" }, "1 or more" },
+		{ { "migrate", "--json", "--bench" }, "not both" },
+		{ { "migrate", "--rate" }, "--rate needs a value" },
+		{ { "migrate", "--size", "64M", "now" }, "unexpected argument" },
+	};
+	struct run r;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		RUN(&r, cases[i].args[0], cases[i].args[1], cases[i].args[2],
+		    cases[i].args[3]);
+		EXPECT_EQ(r.status, 2);
+		EXPECT_EQ(r.out[0], '\0');
+		EXPECT_HAS(r.err, "gmemctl: migrate: ");
+		EXPECT_HAS(r.err, cases[i].want);
+		EXPECT_HAS(r.err, "usage: gmemctl migrate");
+	}
+}
+
+/*
+ * A small migration, whole: the full copy, incremental rounds while the
+ * writers run (16 MiB/s on 64 MiB, half private), the stop-and-copy and
+ * the check that the destination equals the source; then the same as
+ * JSON.  About a second each; 77 where the kernel has no dirty tracking.
+ */
+TEST_T(migrate_small, 60)
+{
+	static const char *const want[] = {
+		"Rounds", "full", "incremental", "stop-and-copy", "Summary",
+		"converged", "stop-and-copy size", "downtime",
+		"full stop-and-copy", "downtime / full stop",
+		"destination equals source | yes",
+		"migrate: the destination equals the source.",
+	};
+	struct run r;
+
+	RUN(&r, "migrate", "--size", "64M", "--rate", "16M", "--max-rounds",
+	    "5");
+	if (r.status == 77) {
+		EXPECT_HAS(r.err, "gmemctl: migrate: skipped: ");
+		SKIP(return, "%s", r.err);
+	}
+	ASSERT_EQ(r.status, 0);
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		EXPECT_HAS(r.out, want[i]);
+	EXPECT_NULL(strchr(r.out, '\r'));	/* not a terminal: no bars */
+	if (!gmem_test_foreign_runtime())
+		EXPECT_EQ(r.err[0], '\0');
+
+	RUN(&r, "migrate", "--size", "16M", "--rate", "8M", "--private",
+	    "100", "--json");
+	ASSERT_EQ(r.status, 0);
+	EXPECT_TRUE(json_ok(r.out));
+	EXPECT_HAS(r.out, "\"command\": \"migrate\"");
+	EXPECT_HAS(r.out, "\"rounds\": [");
+	EXPECT_HAS(r.out, "\"kind\": \"stop-and-copy\"");
+	EXPECT_HAS(r.out, "\"downtime_ns\": ");
+	EXPECT_HAS(r.out, "\"full_stop_copy_ns\": ");
+	EXPECT_HAS(r.out, "\"equal\": true");
+	EXPECT_HAS(r.out, "\"ok\": true");
 }
