@@ -640,3 +640,34 @@ TEST_T(migrate_small, 60)
 	EXPECT_HAS(r.out, "\"equal\": true");
 	EXPECT_HAS(r.out, "\"ok\": true");
 }
+
+/*
+ * The check finds a difference: a page of the source changed after the
+ * last round (GMEMCTL_MIGRATE_TAMPER) makes the destination differ, exit
+ * 1, naming the chunk.  8 MiB half private: [0, 4M) private, [4M, 8M)
+ * shared; one page of each.
+ */
+TEST_T(migrate_check_finds_difference, 60)
+{
+	static const struct {
+		const char *tamper;
+		const char *chunk;
+	} cases[] = {
+		{ "0x405000", "the first at 0x400000)" },
+		{ "0x6000", "the first at 0x0)" },
+	};
+	struct run r;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		setenv("GMEMCTL_MIGRATE_TAMPER", cases[i].tamper, 1);
+		RUN(&r, "migrate", "--size", "8M", "--rate", "1M");
+		unsetenv("GMEMCTL_MIGRATE_TAMPER");
+		if (r.status == 77)
+			SKIP(return, "%s", r.err);
+		EXPECT_EQ(r.status, 1);
+		EXPECT_HAS(r.out, "destination equals source | NO");
+		EXPECT_HAS(r.err, "the destination differs from the source: "
+			   "contents (1 MiB in 1 chunks, ");
+		EXPECT_HAS(r.err, cases[i].chunk);
+	}
+}

@@ -439,6 +439,28 @@ static int check(struct mig_source *s)
 
 /* ---- the migration ------------------------------------------------------- */
 
+/*
+ * For the tests: GMEMCTL_MIGRATE_TAMPER=OFFSET changes the source's page
+ * at OFFSET after the last round, so that the check has a difference to
+ * find (a check that cannot fail proves nothing).
+ */
+static void tamper(struct mig_source *s)
+{
+	const char *env = getenv("GMEMCTL_MIGRATE_TAMPER");
+	uint64_t off, attr, len, page[MIG_PAGE / 8] = { 0 };
+
+	if (!env || parse_size(env, &off) || off >= s->o->size)
+		return;
+	off &= ~(uint64_t)(MIG_PAGE - 1);
+	if (gmem_get_attributes(s->g, off, &attr, &len))
+		return;
+	page[0] = ~off;
+	if (attr & GMEM_ATTR_PRIVATE)
+		gmem_populate(s->g, off, page, sizeof(page));
+	else
+		memcpy(s->view + off, page, sizeof(page));
+}
+
 /* Steps 3 to 6 of builtin-migrate.c's top comment. */
 int mig_migrate(struct mig_source *s)
 {
@@ -500,6 +522,7 @@ int mig_migrate(struct mig_source *s)
 		out_error("migrate: gmem_dirty_stop: %s", strerror(-ret));
 		return EXIT_FAIL;
 	}
+	tamper(s);
 	if (check(s))
 		return EXIT_FAIL;
 

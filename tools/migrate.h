@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * migrate.h - what the two files of "gmemctl migrate" share: the
- * protocol between the source and the destination process, and the
- * digest both compute of their file for the final check.
- * builtin-migrate.c owns the command and the source (the file, the
- * writers, the rounds, the summary); migrate-dest.c the destination,
- * the socket I/O and the digest.
+ * migrate.h - what the files of "gmemctl migrate" share: the protocol
+ * between the source and the destination process, the digest both
+ * compute of their file for the final check, and the source's state.
+ * builtin-migrate.c owns the command (options, fork, report),
+ * migrate-source.c the source (the file, the writers, the rounds, the
+ * check), migrate-dest.c the destination, the socket I/O and the digest.
  *
  * The protocol, over one AF_UNIX stream socket (socketpair + fork, so
  * both ends are this binary on this machine: structs go as they are):
