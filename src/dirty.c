@@ -14,8 +14,10 @@
  *    fault and marks the page written, and PAGEMAP_SCAN reads the
  *    written pages and protects them again in one walk under the page
  *    table lock, so no write falls between the read and the re-arm;
- *  - every other mapping (VMA-mode views, the window through which the
- *    guest side, populate and pins of the guest view write) is read with
+ *  - the window of a 4 KiB memfd likewise (arm_window(): it keeps its
+ *    entries, so every page it maps keeps a second mapping);
+ *  - every other mapping (VMA-mode views, the window of a huge-page
+ *    file) is read with
  *    PAGEMAP_SCAN for its present pages, which are counted written and
  *    then zapped: a store needs a page-table entry, so the next one
  *    faults the page back in and it is present at the next scan.  Only
@@ -34,7 +36,12 @@
  *    guest memory through the guest_memfd itself, which no user-space
  *    mechanism sees: KVM has no dirty log for guest_memfd slots) and of
  *    a hugetlb file (its contents are copied through the window).
- * So the set is never too small; it can be too large (reads, pins).
+ * So the set is never too small for those paths; it can be too large
+ * (reads, pins).  Not seen (gmem_dirty_start(3), "What is not seen"):
+ * the kernel's own writes through references it took to view memory
+ * (io_uring fixed buffers, RDMA, O_DIRECT in flight), write(2) on the
+ * fd onto an allocated page, a store whose entry the application drops
+ * (MADV_DONTNEED, MADV_PAGEOUT) before the scan, and reclaim to swap.
  *
  * Two consumers mark independently: the snapshot chain (save bits) and
  * gmem_dirty_collect() (user bits); a scan sets both.
