@@ -14,8 +14,10 @@
  *    fault and marks the page written, and PAGEMAP_SCAN reads the
  *    written pages and protects them again in one walk under the page
  *    table lock, so no write falls between the read and the re-arm;
- *  - every other mapping (VMA-mode views, the window through which the
- *    guest side, populate and pins of the guest view write) is read with
+ *  - the window of a 4 KiB memfd likewise (arm_window(): it keeps its
+ *    entries, so every page it maps keeps a second mapping);
+ *  - every other mapping (VMA-mode views, the window of a huge-page
+ *    file) is read with
  *    PAGEMAP_SCAN for its present pages, which are counted written and
  *    then zapped: a store needs a page-table entry, so the next one
  *    faults the page back in and it is present at the next scan.  Only
@@ -34,7 +36,12 @@
  *    guest memory through the guest_memfd itself, which no user-space
  *    mechanism sees: KVM has no dirty log for guest_memfd slots) and of
  *    a hugetlb file (its contents are copied through the window).
- * So the set is never too small; it can be too large (reads, pins).
+ * So the set is never too small for those paths; it can be too large
+ * (reads, pins).  Not seen (gmem_dirty_start(3), "What is not seen"):
+ * the kernel's own writes through references it took to view memory
+ * (io_uring fixed buffers, RDMA, O_DIRECT in flight), write(2) on the
+ * fd onto an allocated page, a store whose entry the application drops
+ * (MADV_DONTNEED, MADV_PAGEOUT) before the scan, and reclaim to swap.
  *
  * Two consumers mark independently: the snapshot chain (save bits) and
  * gmem_dirty_collect() (user bits); a scan sets both.
@@ -62,6 +69,7 @@ struct gmem_dirty {
 	uint64_t *tmp;			/* scratch for the next alloc */
 	size_t words;
 	bool exact;			/* false: every allocated page, always */
+	bool window_wp;			/* the window is write-protected */
 	/* the snapshot chain (snapshot.c) */
 	bool chained;
 	uint64_t chain_id, gen;
@@ -96,13 +104,21 @@ static int scan_map(struct gmem *g, char *addr, uint64_t first,
 	struct sys_page_region vec[SCAN_VEC];
 	char *p = addr, *end = addr + off_of(g, npages);
 	uint64_t flags = wp ? SYS_PM_WP_MATCHING | SYS_PM_CHECK_WPASYNC : 0;
-	uint64_t need = wp ? SYS_PAGE_IS_WRITTEN | SYS_PAGE_IS_PRESENT :
-			     SYS_PAGE_IS_PRESENT;
+	/*
+	 * wp: written and present (a hole is never armed, so a first touch
+	 * takes no write-protect fault).  zap: present, or a non-present
+	 * entry of a file page (a migration entry: the page is being moved
+	 * and will be present again), not a marker.
+	 */
+	uint64_t need = wp ? SYS_PAGE_IS_WRITTEN | SYS_PAGE_IS_PRESENT : 0;
+	uint64_t anyof = wp ? 0 : SYS_PAGE_IS_PRESENT | SYS_PAGE_IS_SWAPPED;
+	uint64_t ret_mask = wp ? need : anyof | SYS_PAGE_IS_FILE;
 
 	while (p < end) {
 		void *walk_end;
 		long n = sys_pagemap_scan(p, (size_t)(end - p), flags, need,
-					  vec, SCAN_VEC, &walk_end);
+					  anyof, ret_mask, vec, SCAN_VEC,
+					  &walk_end);
 
 		if (n < 0)
 			return (int)n;
@@ -114,6 +130,9 @@ static int scan_map(struct gmem *g, char *addr, uint64_t first,
 						      off_of(g, 1) - 1);
 			int ret;
 
+			if (!wp && !(vec[i].categories & (SYS_PAGE_IS_PRESENT |
+							  SYS_PAGE_IS_FILE)))
+				continue;	/* a marker: nothing there */
 			gmem_dirty_note(g, ps, pe);
 			if (!wp) {
 				ret = map_zap(s, (size_t)(e - s));
@@ -227,7 +246,7 @@ int gmem_dirty_scan(struct gmem *g)
 	for (struct gmem_view *v = g->views; v && !ret; v = v->next)
 		ret = gmem_dirty_view(g, v);
 	if (!ret && d->exact && g->b.window)
-		ret = scan_map(g, g->b.window, 0, g->npages, false);
+		ret = scan_map(g, g->b.window, 0, g->npages, d->window_wp);
 	if (!ret)
 		ret = scan_alloc(g);
 	if (!ret)
@@ -257,9 +276,33 @@ void gmem_dirty_destroy(struct gmem *g)
 	g->dirty = NULL;
 }
 
-/* Disarm the write-protection of UFFD views (dirty tracking ends). */
-static void disarm(struct gmem *g)
+/*
+ * The window of a 4 KiB memfd is write-protected rather than zapped:
+ * its entries stay, so a page it maps keeps a second mapping (the
+ * kernel's reclaim and MADV_PAGEOUT leave a page alone that more than
+ * one mapping holds, as they did before tracking), and a guest-side
+ * store costs one fault either way.  Without userfaultfd it is zapped.
+ */
+static void arm_window(struct gmem *g, struct gmem_dirty *d)
 {
+	if (g->b.kind != GMEM_BACKING_MEMFD || !g->b.window ||
+	    gmem_uffd_get(g) < 0 || !sys_uffd_wp_async())
+		return;
+	d->window_wp = !sys_uffd_register_wp(g->uffd, g->b.window,
+					     (size_t)off_of(g, g->npages));
+}
+
+/* Disarm the write-protection of UFFD views (dirty tracking ends). */
+static void disarm(struct gmem *g, struct gmem_dirty *d)
+{
+	if (d->window_wp) {
+		size_t len = (size_t)off_of(g, g->npages);
+
+		/* Unregistering lifts the protection too. */
+		if (sys_uffd_unregister(g->uffd, g->b.window, len))
+			sys_uffd_unprotect(g->uffd, g->b.window, len);
+		d->window_wp = false;
+	}
 	for (struct gmem_view *v = g->views; v; v = v->next) {
 		uint64_t n = v->first < g->npages ? g->npages - v->first : 0;
 
@@ -335,11 +378,12 @@ GMEM_EXPORT int gmem_dirty_start(struct gmem *g, uint64_t flags)
 		goto err_unlock;
 	}
 	g->dirty = d;
+	arm_window(g, d);
 	/* The mark: arm every mapping, learn the allocation. */
 	ret = gmem_dirty_scan(g);
 	if (ret) {
+		disarm(g, d);
 		g->dirty = NULL;
-		disarm(g);
 		goto err_unlock;
 	}
 	for (int i = 0; i < GMEM_DIRTY_NR; i++)
@@ -366,7 +410,7 @@ GMEM_EXPORT int gmem_dirty_stop(struct gmem *g)
 	if (!g->dirty) {
 		ret = -EINVAL;
 	} else {
-		disarm(g);
+		disarm(g, g->dirty);
 		gmem_dirty_destroy(g);
 	}
 	gmem_unlock_put(g);

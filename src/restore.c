@@ -58,6 +58,8 @@ struct restorer {
 	uint64_t state_end;		/* STATE pairs ascend: the last end */
 	uint64_t poison_end;
 	uint64_t hole_end;
+	uint64_t state_cursor;		/* STATE applied up to here */
+	bool state_done;
 	bool apply;			/* gmem_snapshot_apply() */
 	unsigned int kind;		/* the header's SNAP_KIND_* */
 	uint64_t (*poison)[2];		/* applied after the contents */
@@ -165,20 +167,45 @@ static int check_pairs(struct restorer *r, const unsigned char *p,
 	return 0;
 }
 
+static int set_state(struct restorer *r, uint64_t start, uint64_t end,
+		     uint64_t attr)
+{
+	struct gmem_attributes a = {
+		.offset = start, .size = end - start, .attributes = attr,
+	};
+
+	return start < end ? gmem_set_attributes(r->g, &a) : 0;
+}
+
+/*
+ * The private runs, ascending; what lies between them is shared.  Pages
+ * already in their state are left alone, so an apply converts only what
+ * changed (a conversion may re-home a page of an exposed file).
+ */
 static int apply_state(struct restorer *r, const unsigned char *p,
 		       uint64_t len)
 {
 	int ret = check_pairs(r, p, len, &r->state_end);
 
 	for (uint64_t i = 0; !ret && i < len; i += 16) {
-		struct gmem_attributes a = {
-			.offset = snap_get64(p + i),
-			.size = snap_get64(p + i + 8) - snap_get64(p + i),
-			.attributes = GMEM_ATTR_PRIVATE,
-		};
+		uint64_t s = snap_get64(p + i), e = snap_get64(p + i + 8);
 
-		ret = gmem_set_attributes(r->g, &a);
+		ret = set_state(r, r->state_cursor, s, 0);
+		if (!ret)
+			ret = set_state(r, s, e, GMEM_ATTR_PRIVATE);
+		r->state_cursor = e;
 	}
+	return ret;
+}
+
+/* After the last STATE record: the rest of the file is shared. */
+static int end_state(struct restorer *r)
+{
+	int ret = 0;
+
+	if (!r->state_done)
+		ret = set_state(r, r->state_cursor, r->g->size, 0);
+	r->state_done = true;
 	return ret;
 }
 
@@ -241,6 +268,52 @@ static int unpoison(struct restorer *r, uint64_t off, uint64_t len)
 	return 0;
 }
 
+/*
+ * Apply, to a file that had a host path (a view, a pin, a listener): a
+ * private page's contents may belong in the park, not in its page of
+ * the file, which the kernel may still reference from when it was
+ * shared (rehome.c); so private runs are written the way the guest's
+ * private data is loaded, by gmem_populate(), and shared runs into the
+ * file.  The payload is checked before anything is written.
+ */
+static int apply_data_exposed(struct restorer *r, const unsigned char *head,
+			      uint64_t off, uint64_t len)
+{
+	struct gmem *g = r->g;
+	uint64_t p = page_of(g, off), end = page_of(g, off + len), e;
+	unsigned int val;
+	int ret = snap_read_full(r->fd, r->buf, (size_t)len);
+
+	if (!ret && !record_ok(r, head, r->buf, len))
+		ret = -EBADMSG;
+	for (; !ret && p < end; p = e) {
+		const unsigned char *src = r->buf + off_of(g, p) - off;
+
+		ret = gmem_lock_live(g);
+		if (ret)
+			break;
+		e = gmem_state_run(&g->state, p, end, &val);
+		if (!val)
+			ret = gmem_backing_write(&g->b, p, src, e - p);
+		gmem_unlock_put(g);
+		if (!ret && val) {
+			ssize_t n = gmem_populate(g, off_of(g, p), src,
+						  (size_t)off_of(g, e - p));
+
+			if (n < 0)
+				ret = (int)n;
+			else if ((uint64_t)n != off_of(g, e - p))
+				ret = -EIO;	/* the state changed under us */
+		}
+	}
+	if (!ret) {
+		r->bytes += len;
+		r->data_done += len;
+		progress(r, false);
+	}
+	return ret;
+}
+
 /* Read a DATA payload of len bytes for [off, off + len) into the file. */
 static int apply_data(struct restorer *r, const unsigned char *head,
 		      uint64_t off, uint64_t len)
@@ -263,6 +336,10 @@ static int apply_data(struct restorer *r, const unsigned char *head,
 	ret = gmem_lock_live(g);
 	if (ret)
 		return ret;
+	if (r->apply && (g->host_exposed || g->park.nr || g->pending.nr)) {
+		gmem_unlock_put(g);
+		return apply_data_exposed(r, head, off, len);
+	}
 	if (b->kind == GMEM_BACKING_THP)
 		direct = !(first % rp) && n == rp;
 	else	/* in one call: about half the time of faults by read() */
@@ -288,8 +365,6 @@ static int apply_chain(struct restorer *r, const unsigned char *c)
 {
 	struct gmem *g = r->g;
 	uint64_t id = snap_get64(c), gen = snap_get64(c + 8);
-	struct gmem_attributes all = { .offset = 0, .size = g->size };
-
 	if (r->seq)
 		return -EBADMSG;	/* only the first record */
 	if (!r->apply) {
@@ -305,7 +380,7 @@ static int apply_chain(struct restorer *r, const unsigned char *c)
 		return -ESTALE;
 	/* From here on the file is neither generation until END. */
 	g->snap_broken = true;
-	return gmem_set_attributes(g, &all);	/* STATE lists the private */
+	return 0;
 }
 
 static int apply_poison(struct restorer *r)
@@ -362,6 +437,10 @@ static int read_records(struct restorer *r)
 		 * before it has been checked. */
 		if (r->apply && !r->seq && type != SNAP_CHAIN)
 			return -ESTALE;
+		/* The state is whole before holes, contents and poison. */
+		if (type != SNAP_STATE && type != SNAP_CHAIN && r->seq &&
+		    (ret = end_state(r)))
+			return ret;
 		if (type == SNAP_DATA) {
 			ret = apply_data(r, head, off, len);
 			if (ret)

@@ -62,6 +62,8 @@ struct saver {
 	bool incremental;		/* GMEM_SAVE_DIRTY */
 	uint64_t *dirty;		/* incremental: the pages to save */
 	uint64_t chain_id, gen;		/* tracked: the CHAIN record */
+	struct item *plan;		/* what the stream holds */
+	size_t nr, cap;
 };
 
 static int put_record(struct saver *s, uint32_t type, uint64_t off,
@@ -234,35 +236,40 @@ static uint64_t chunk_end(struct saver *s, uint64_t p, uint64_t re)
 }
 
 /*
- * Walk the data: with save false only count it (the header carries the
- * total, for restore's progress and its END check).
+ * The plan: what the stream holds, decided once, before the header.
+ * Stores take no lock, so a page can be allocated (a first touch)
+ * while the save runs; a save writes exactly what it counted, and a
+ * page allocated after the plan was written after it: a tracked one is
+ * in the next round (dirty.c sees the allocation).
  */
-static int walk_data(struct saver *s, bool save, uint64_t *total)
-{
-	struct gmem *g = s->g;
-	uint64_t p = 0, rs, re, n = 0;
-	size_t i = 0;
-	int ret = 0;
+struct item {
+	uint64_t start, end;
+	bool hole;			/* HOLE pairs, else DATA */
+};
 
-	while (!ret && p < g->npages) {
-		ret = gmem_backing_next_data(&g->b, p, g->npages, &rs, &re);
-		if (ret || rs >= g->npages)
-			break;
-		n += re - rs;
-		for (p = rs; save && !ret && p < re; p = chunk_end(s, p, re))
-			ret = save_chunk(s, p, chunk_end(s, p, re));
-		p = re;
+static int plan_add(struct saver *s, uint64_t start, uint64_t end,
+		    bool hole)
+{
+	struct item *it;
+
+	if (!hole)
+		s->data_total += off_of(s->g, end - start);
+	if (s->nr && s->plan[s->nr - 1].hole == hole &&
+	    s->plan[s->nr - 1].end == start) {
+		s->plan[s->nr - 1].end = end;	/* one run */
+		return 0;
 	}
-	for (struct gmem_park_slot *sl; !ret && g->park.nr_detached &&
-	     (sl = gmem_park_next(&g->park, 0, g->npages, &i)); i++) {
-		if (!detached_hole(g, sl))
-			continue;
-		n++;
-		if (save)
-			ret = save_chunk(s, sl->page, sl->page + 1);
+	if (s->nr == s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 64;
+
+		it = realloc(s->plan, cap * sizeof(*it));
+		if (!it)
+			return -ENOMEM;
+		s->plan = it;
+		s->cap = cap;
 	}
-	*total = off_of(g, n);
-	return ret;
+	s->plan[s->nr++] = (struct item){ start, end, hole };
+	return 0;
 }
 
 static bool bit(const uint64_t *b, uint64_t p)
@@ -297,58 +304,83 @@ static bool detached(struct gmem *g, uint64_t p)
 	return detached_hole(g, sl);
 }
 
-/*
- * Incremental: the dirty pages' holes (what == SNAP_HOLE: HOLE pairs)
- * or data (SNAP_DATA: count them, and save them if save).
- */
-static int walk_dirty(struct saver *s, uint32_t what, bool save,
-		      uint64_t *total)
+/* Holes [q, rs) of a dirty run: HOLE, but a detached page is DATA. */
+static int plan_holes(struct saver *s, uint64_t q, uint64_t rs)
 {
-	struct gmem *g = s->g;
-	struct pairs pr = { s, SNAP_HOLE, 0 };
-	uint64_t p = 0, n = 0;
 	int ret = 0;
 
-	while (!ret && p < g->npages) {
-		uint64_t e = bit_run(s->dirty, p, g->npages), q = p, rs, re;
+	for (uint64_t h = q; !ret && h < rs; h++)
+		ret = plan_add(s, h, h + 1, !detached(s->g, h));
+	return ret;
+}
 
-		if (!bit(s->dirty, p)) {
-			p = e;
-			continue;
-		}
-		while (!ret && q < e) {
-			ret = gmem_backing_next_data(&g->b, q, e, &rs, &re);
-			if (ret)
-				break;
-			/* [q, rs) holes, [rs, re) data */
-			for (uint64_t h = q; !ret && h < rs; h++) {
-				if (detached(g, h)) {
-					n++;
-					if (save && what == SNAP_DATA)
-						ret = save_chunk(s, h, h + 1);
-				} else if (what == SNAP_HOLE) {
-					uint64_t he = h + 1;
+/* [lo, hi): its data runs as DATA, and (dirty) its holes as HOLE. */
+static int plan_range(struct saver *s, uint64_t lo, uint64_t hi, bool dirty)
+{
+	struct gmem *g = s->g;
+	uint64_t q = lo, rs, re;
+	int ret = 0;
 
-					while (he < rs && !detached(g, he))
-						he++;
-					ret = pairs_add(&pr, h, he);
-					h = he - 1;
-				}
-			}
-			if (rs >= e)
-				break;
-			n += re - rs;
-			for (uint64_t c = rs; save && what == SNAP_DATA &&
-			     !ret && c < re; c = chunk_end(s, c, re))
-				ret = save_chunk(s, c, chunk_end(s, c, re));
-			q = re;
-		}
-		p = e;
+	while (!ret && q < hi) {
+		ret = gmem_backing_next_data(&g->b, q, hi, &rs, &re);
+		if (ret)
+			break;
+		if (dirty)
+			ret = plan_holes(s, q, rs < hi ? rs : hi);
+		if (ret || rs >= hi)
+			break;
+		ret = plan_add(s, rs, re, false);
+		q = re;
 	}
-	if (!ret && what == SNAP_HOLE)
-		ret = pairs_flush(&pr);
-	if (total)
-		*total = off_of(g, n);
+	return ret;
+}
+
+static int make_plan(struct saver *s)
+{
+	struct gmem *g = s->g;
+	size_t i = 0;
+	int ret = 0;
+
+	if (s->dirty) {		/* the dirty pages only */
+		for (uint64_t p = 0, e; !ret && p < g->npages; p = e) {
+			e = bit_run(s->dirty, p, g->npages);
+			if (bit(s->dirty, p))
+				ret = plan_range(s, p, e, true);
+		}
+		return ret;
+	}
+	ret = plan_range(s, 0, g->npages, false);
+	for (struct gmem_park_slot *sl; !ret && g->park.nr_detached &&
+	     (sl = gmem_park_next(&g->park, 0, g->npages, &i)); i++)
+		if (detached_hole(g, sl))
+			ret = plan_add(s, sl->page, sl->page + 1, false);
+	return ret;
+}
+
+static int save_holes(struct saver *s)
+{
+	struct pairs pr = { s, SNAP_HOLE, 0 };
+	int ret = 0;
+
+	for (size_t i = 0; !ret && i < s->nr; i++)
+		if (s->plan[i].hole)
+			ret = pairs_add(&pr, s->plan[i].start, s->plan[i].end);
+	return ret ? ret : pairs_flush(&pr);
+}
+
+static int save_data(struct saver *s)
+{
+	int ret = 0;
+
+	for (size_t i = 0; !ret && i < s->nr; i++) {
+		uint64_t re = s->plan[i].end;
+
+		if (s->plan[i].hole)
+			continue;
+		for (uint64_t p = s->plan[i].start; !ret && p < re;
+		     p = chunk_end(s, p, re))
+			ret = save_chunk(s, p, chunk_end(s, p, re));
+	}
 	return ret;
 }
 
@@ -454,16 +486,13 @@ static void end_tracked(struct saver *s, int ret)
 
 static int save_locked(struct saver *s)
 {
-	uint64_t saved = 0;
 	int ret = gmem_backing_window(&s->g->b);
 
 	if (!ret)
 		ret = begin_tracked(s, s->args && (s->args->flags &
 						   GMEM_SAVE_DIRTY));
 	if (!ret)
-		ret = s->dirty ? walk_dirty(s, SNAP_DATA, false,
-					    &s->data_total) :
-				 walk_data(s, false, &s->data_total);
+		ret = make_plan(s);
 	if (!ret)
 		ret = put_header(s);
 	if (!ret && s->tracked)
@@ -473,12 +502,11 @@ static int save_locked(struct saver *s)
 	if (!ret)
 		ret = save_poison(s);
 	if (!ret && s->dirty)
-		ret = walk_dirty(s, SNAP_HOLE, false, NULL);
+		ret = save_holes(s);
 	if (!ret)
-		ret = s->dirty ? walk_dirty(s, SNAP_DATA, true, &saved) :
-				 walk_data(s, true, &saved);
-	if (!ret && (saved != s->data_total || s->data_done != saved))
-		ret = -EIO;	/* cannot happen under the lock */
+		ret = save_data(s);
+	if (!ret && s->data_done != s->data_total)
+		ret = -EIO;	/* cannot happen: the plan's own sum */
 	if (!ret)
 		ret = put_end(s);
 	if (!ret)
@@ -513,6 +541,7 @@ GMEM_EXPORT int gmem_snapshot_save(struct gmem *g, int fd,
 		ret = save_locked(&s);
 		gmem_unlock_put(g);
 	}
+	free(s.plan);
 	free(s.dirty);
 	free(s.buf);
 	if (args)

@@ -596,6 +596,17 @@ int sys_uffd_register(int uffd, void *addr, size_t len)
 	return 0;
 }
 
+int sys_uffd_register_wp(int uffd, void *addr, size_t len)
+{
+	struct uffdio_register reg = {
+		.range = { .start = (uintptr_t)addr, .len = len },
+		.mode = UFFDIO_REGISTER_MODE_WP,
+	};
+
+	INJECT(SYS_C_UFFD);
+	return ioctl(uffd, UFFDIO_REGISTER, &reg) ? neg_errno() : 0;
+}
+
 int sys_uffd_unprotect(int uffd, void *addr, size_t len)
 {
 	struct uffdio_writeprotect wp = {
@@ -691,8 +702,8 @@ static int pagemap(void)
 }
 
 long sys_pagemap_scan(void *addr, size_t len, uint64_t flags,
-		      uint64_t need, struct sys_page_region *vec, size_t n,
-		      void **walk_end)
+		      uint64_t need, uint64_t anyof, uint64_t ret_mask,
+		      struct sys_page_region *vec, size_t n, void **walk_end)
 {
 	struct sys_pm_scan_arg a = {
 		.size = sizeof(a),
@@ -702,7 +713,8 @@ long sys_pagemap_scan(void *addr, size_t len, uint64_t flags,
 		.vec = (uintptr_t)vec,
 		.vec_len = n,
 		.category_mask = need,
-		.return_mask = need,
+		.category_anyof_mask = anyof,
+		.return_mask = ret_mask,
 	};
 	int fd = pagemap();
 	long ret;

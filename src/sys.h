@@ -117,18 +117,23 @@ struct sys_page_region {
 #define SYS_PM_WP_MATCHING	(1ULL << 0)	/* write-protect what matches */
 #define SYS_PM_CHECK_WPASYNC	(1ULL << 1)
 #define SYS_PAGE_IS_WRITTEN	(1ULL << 1)
+#define SYS_PAGE_IS_FILE	(1ULL << 2)
 #define SYS_PAGE_IS_PRESENT	(1ULL << 3)
+#define SYS_PAGE_IS_SWAPPED	(1ULL << 4)	/* a non-present entry */
 
 /*
- * The runs of [addr, +len) whose pages have every category in need, at
- * most n of them in vec: their number, or -errno (-EOPNOTSUPP: no
+ * The runs of [addr, +len) whose pages have every category in need and
+ * one in anyof (if not 0), at most n of them in vec, each with its
+ * categories of ret_mask: their number, or -errno (-EOPNOTSUPP: no
  * PAGEMAP_SCAN).  *walk_end: where the walk stopped (the end, or where
  * vec filled up).  With SYS_PM_WP_MATCHING the runs found are
  * write-protected again in the same walk.
  */
 long sys_pagemap_scan(void *addr, size_t len, uint64_t flags,
-		      uint64_t need, struct sys_page_region *vec, size_t n,
-		      void **walk_end);
+		      uint64_t need, uint64_t anyof, uint64_t ret_mask,
+		      struct sys_page_region *vec, size_t n, void **walk_end);
+/* Register [addr, +len) with uffd for write-protection only. */
+int sys_uffd_register_wp(int uffd, void *addr, size_t len);
 
 /* KVM and other ioctls: the ioctl's value (>= 0) or -errno. */
 long sys_ioctl(int fd, unsigned long req, void *arg);

@@ -255,6 +255,38 @@ static inline int gmem_test_read_knob(const char *path, char *buf, size_t len)
 	return ok ? 0 : -EIO;
 }
 
+/*
+ * Write a /sys knob: 0 or -errno; -EPERM without trying when
+ * GMEM_TEST_NO_SYSFS is set (package builds: the machine's settings are
+ * left alone).  Callers hold tc_sysfs_lock() and put the value back.
+ */
+static inline int gmem_test_write_knob(const char *path, const char *val)
+{
+	int ret = 0;
+	FILE *f;
+
+	if (getenv("GMEM_TEST_NO_SYSFS"))
+		return -EPERM;
+	f = fopen(path, "we");
+	if (!f)
+		return -errno;
+	if (fputs(val, f) < 0)
+		ret = -EIO;
+	if (fclose(f))
+		ret = -errno;
+	return ret;
+}
+
+/* "always within_size advise [never] deny force" -> "never" */
+static inline void gmem_test_knob_mode(const char *line, char *mode,
+				       size_t len)
+{
+	const char *a = strchr(line, '['), *b = a ? strchr(a, ']') : NULL;
+
+	snprintf(mode, len, "%.*s", a && b ? (int)(b - a - 1) : 0,
+		 a ? a + 1 : "");
+}
+
 /* ---- a peer in this process ---------------------------------------------- */
 
 struct gmem_test_inproc {

@@ -432,6 +432,104 @@ TEST(bad_chains_are_refused)
 	close(fd2);
 }
 
+/*
+ * A destination that had a host view: a private page that changes at the
+ * source must get its new contents where the destination keeps them (a
+ * small private run of an exposed file is parked, rehome.c), not only in
+ * the file.  Checked by saving the destination again: the save reads
+ * what the destination's guest would.
+ */
+TEST(exposed_destination_gets_private_contents)
+{
+	uint64_t size = 256 * ps;
+	struct gmem *g = build(size, 0, GMEM_BACKEND_MEMFD, ps), *r, *r2 = NULL;
+	unsigned char buf[64];
+	int fd = stream_fd();
+	char *rv;
+
+	ASSERT_EQ(gmem_dirty_start(g, 0), 0);
+	r = base(g, fd);
+	ASSERT_EQ(gmem_mmap(r, 0, size, PROT_READ, (void **)&rv), 0);
+	ASSERT_EQ(gmem_munmap(r, rv, size), 0);	/* r was exposed */
+	for (int round = 0; round < 3; round++) {
+		/* A small private run that changes: parked at the apply. */
+		ASSERT_EQ(convert(g, 20 * ps, 2 * ps, 1), 0);
+		fill(buf, sizeof(buf), 100 + (uint64_t)round);
+		ASSERT_EQ(gmem_populate(g, 20 * ps, buf, sizeof(buf)),
+			  (ssize_t)sizeof(buf));
+		ASSERT_EQ(save_flags(g, fd, GMEM_SAVE_DIRTY), 0);
+		ASSERT_EQ(apply(r, fd), 0);
+		compare(g, r);
+		ASSERT_EQ(save_flags(r, fd, 0), 0);
+		ASSERT_EQ(restore(fd, GMEM_BACKEND_MEMFD, &r2), 0);
+		compare(g, r2);
+		gmem_close(r2);
+		r2 = NULL;
+		ASSERT_EQ(convert(g, 20 * ps, 2 * ps, 0), 0);
+		round_trip(g, r, fd);
+	}
+	gmem_close(r);
+	gmem_close(g);
+	close(fd);
+}
+
+/* A store that allocates a page while a save runs fails no save. */
+struct toucher {
+	char *v;
+	uint64_t first, n;
+	_Atomic bool stop;
+};
+
+static void *touch(void *arg)
+{
+	struct toucher *t = arg;
+
+	for (uint64_t i = 0; !atomic_load(&t->stop); i++)
+		t->v[(t->first + i % t->n) * ps] = (char)i;
+	return NULL;
+}
+
+TEST(saves_run_while_pages_are_first_touched)
+{
+	uint64_t size = 8192 * ps;
+	struct gmem *g = file(size), *r;
+	struct toucher t = { .first = 4096, .n = 4096 };
+	int fd = stream_fd();
+	pthread_t th;
+	char *v;
+
+	ASSERT_EQ(gmem_mmap(g, 0, size, PROT_READ | PROT_WRITE,
+			    (void **)&v), 0);
+	memset(v, 7, 4096 * ps);
+	t.v = v;
+	ASSERT_EQ(gmem_dirty_start(g, 0), 0);
+	r = base(g, fd);
+	ASSERT_EQ(pthread_create(&th, NULL, touch, &t), 0);
+	for (int i = 0; i < 30; i++) {
+		/* Holes again for the next first touches. */
+		ASSERT_EQ(gmem_fallocate(g, FALLOC_FL_KEEP_SIZE |
+					 FALLOC_FL_PUNCH_HOLE, 4096 * ps,
+					 4096 * ps), 0);
+		ASSERT_EQ(save_flags(g, fd, GMEM_SAVE_DIRTY), 0);
+		ASSERT_EQ(apply(r, fd), 0);
+	}
+	for (int i = 0; i < 5; i++) {
+		ASSERT_EQ(gmem_fallocate(g, FALLOC_FL_KEEP_SIZE |
+					 FALLOC_FL_PUNCH_HOLE, 4096 * ps,
+					 4096 * ps), 0);
+		ASSERT_EQ(save_flags(g, fd, 0), 0);	/* a new chain */
+	}
+	atomic_store(&t.stop, true);
+	pthread_join(th, NULL);
+	gmem_close(r);
+	ASSERT_EQ(restore(fd, GMEM_BACKEND_MEMFD, &r), 0);
+	round_trip(g, r, fd);
+	ASSERT_EQ(gmem_munmap(g, v, size), 0);
+	gmem_close(r);
+	gmem_close(g);
+	close(fd);
+}
+
 /* ---- failures ------------------------------------------------------------- */
 
 /*

@@ -32,24 +32,7 @@
 
 static size_t ps;
 
-static int write_knob(const char *path, const char *val)
-{
-	int ret = 0;
-	FILE *f;
-
-	/* Package builds: leave the machine's settings alone. */
-	if (getenv("GMEM_TEST_NO_SYSFS"))
-		return -EPERM;
-	f = fopen(path, "we");
-
-	if (!f)
-		return -errno;
-	if (fputs(val, f) < 0)
-		ret = -EIO;
-	if (fclose(f))
-		ret = -errno;
-	return ret;
-}
+#define write_knob gmem_test_write_knob
 
 /* One suite at a time changes /sys on this machine (test_common.h). */
 static void __attribute__((constructor)) lock_sysfs(void)
@@ -57,15 +40,7 @@ static void __attribute__((constructor)) lock_sysfs(void)
 	tc_sysfs_lock();
 }
 
-/* "always within_size advise [never] deny force" -> "never" */
-static void thp_mode(const char *line, char *mode, size_t len)
-{
-	const char *a = strchr(line, '['), *b = a ? strchr(a, ']') : NULL;
-
-	snprintf(mode, len, "%.*s", a && b ? (int)(b - a - 1) : 0,
-		 a ? a + 1 : "");
-}
-
+#define thp_mode gmem_test_knob_mode
 
 static int convert(struct gmem *g, uint64_t off, uint64_t len, int private)
 {

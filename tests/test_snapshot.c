@@ -12,7 +12,9 @@
  * same poison, and no host view.  On memfd 4 KiB, shmem THP (huge
  * mapping compared in /proc/self/smaps), 1 GiB hugetlb and KVM
  * guest_memfd; the last three skip, saying why, where the machine has no
- * such memory (this test never changes /sys).  Through a pipe too.
+ * such memory; as root the THP and hugetlb ones set /sys up (shmem THP
+ * "advise", two 1 GiB pages) and put it back, unless GMEM_TEST_NO_SYSFS
+ * is set.  Through a pipe too.
  *
  * Bad input: every byte of a small stream's header and record heads
  * flipped, payload bytes sampled, truncation at every record boundary
@@ -147,18 +149,55 @@ TEST(parked_pages_round_trip)
 	gmem_close(r);
 }
 
-TEST(thp_round_trip)
+/*
+ * A /sys knob a test changed, put back by the teardown even when the
+ * test fails.
+ */
+FIXTURE(knob) {
+	const char *path;
+	char saved[64];
+};
+
+FIXTURE_SETUP(knob)
+{
+	self->path = NULL;
+}
+
+FIXTURE_TEARDOWN(knob)
+{
+	if (self->path)
+		gmem_test_write_knob(self->path, self->saved);
+}
+
+/* Set path to val, remembering what it was; 0 or -errno. */
+static int knob_set(FIXTURE_DATA(knob) *self, const char *path,
+		    const char *old, const char *val)
+{
+	int ret = gmem_test_write_knob(path, val);
+
+	if (!ret) {
+		self->path = path;
+		snprintf(self->saved, sizeof(self->saved), "%s", old);
+	}
+	return ret;
+}
+
+TEST_F(knob, thp_round_trip)
 {
 	uint64_t size = 64 * MiB, hg, hr;
-	char line[128], *vg, *vr;
+	char line[128], saved[64], *vg, *vr;
 	struct gmem *g, *r;
 	int ret;
 
 	if (gmem_test_read_knob(THP_KNOB, line, sizeof(line)))
 		SKIP(return, "%s: not readable: no shmem THP here", THP_KNOB);
-	if (strstr(line, "[never]") || strstr(line, "[deny]"))
-		SKIP(return, "shmem THP unavailable: %s is \"%s\" (this test "
-		     "does not change /sys)", THP_KNOB, line);
+	gmem_test_knob_mode(line, saved, sizeof(saved));
+	/* Root sets it up (and puts it back below), as test_huge does. */
+	if ((strstr(line, "[never]") || strstr(line, "[deny]")) &&
+	    knob_set(self, THP_KNOB, saved, "advise"))
+		SKIP(return, "shmem THP unavailable: %s is \"%s\" and cannot "
+		     "be changed (not root, or GMEM_TEST_NO_SYSFS set)",
+		     THP_KNOB, line);
 	{
 		struct gmem_create_args probe = {
 			.size = 2 * MiB, .flags = GMEM_FLAG_HUGE_2MB,
@@ -193,28 +232,32 @@ TEST(thp_round_trip)
 	gmem_close(r);
 }
 
-TEST(hugetlb_1g_round_trip)
+TEST_F(knob, hugetlb_1g_round_trip)
 {
 	struct gmem_create_args probe = {
 		.size = GiB, .flags = GMEM_FLAG_HUGE_1GB,
 	};
 	char pool[64] = "";
 	struct gmem *g, *r, *g2;
+	bool grew = false;
 	int ret;
 
 	gmem_test_read_knob(POOL_1G, pool, sizeof(pool));
+	/* Root grows an empty pool to the two pages (put back after). */
+	if (atoi(pool) < 2 && !knob_set(self, POOL_1G, pool, "2"))
+		grew = true;
 	ret = gmem_create(&probe, &g);
 	if (ret)
-		SKIP(return, "1 GiB hugetlb: gmem_create: %s (%s = \"%s\"; "
-		     "this test does not change /sys)", strerror(-ret),
-		     POOL_1G, pool);
+		SKIP(return, "1 GiB hugetlb: gmem_create: %s (%s = \"%s\"%s)",
+		     strerror(-ret), POOL_1G, pool, grew ? ", set to 2: "
+		     "the kernel found no free 1 GiB pages" : "; not root");
 	/* The source and the copy: two pages. */
 	ret = gmem_create(&probe, &g2);
 	gmem_close(g);
 	if (ret)
-		SKIP(return, "1 GiB hugetlb: a second page: %s (%s = \"%s\"; "
-		     "this test does not change /sys)", strerror(-ret),
-		     POOL_1G, pool);
+		SKIP(return, "1 GiB hugetlb: a second page: %s (%s = "
+		     "\"%s\"%s)", strerror(-ret), POOL_1G, pool,
+		     grew ? ", set to 2" : "");
 	gmem_close(g2);
 	g = build(GiB, GMEM_FLAG_HUGE_1GB, GMEM_BACKEND_MEMFD, GiB / 64);
 	r = round_trip(g, GMEM_BACKEND_MEMFD);
