@@ -259,6 +259,11 @@ uint64_t *gmem_dirty_bits(struct gmem *g, enum gmem_dirty_consumer c)
 	return g->dirty ? g->dirty->bits[c] : NULL;
 }
 
+const uint64_t *gmem_dirty_alloc(struct gmem *g)
+{
+	return g->dirty ? g->dirty->alloc : NULL;
+}
+
 static void dirty_free(struct gmem_dirty *d)
 {
 	if (!d)

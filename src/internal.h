@@ -438,6 +438,8 @@ int gmem_dirty_view(struct gmem *g, struct gmem_view *v);
 /* The same, counting all it shows if the scan fails. */
 void gmem_dirty_view_final(struct gmem *g, struct gmem_view *v);
 uint64_t *gmem_dirty_bits(struct gmem *g, enum gmem_dirty_consumer c);
+/* The pages allocated at the last scan (a bit each). */
+const uint64_t *gmem_dirty_alloc(struct gmem *g);
 void gmem_dirty_destroy(struct gmem *g);
 bool gmem_dirty_chain(struct gmem *g, uint64_t *id, uint64_t *gen);
 void gmem_dirty_chain_set(struct gmem *g, bool chained, bool fresh,

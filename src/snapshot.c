@@ -314,8 +314,8 @@ static int plan_holes(struct saver *s, uint64_t q, uint64_t rs)
 	return ret;
 }
 
-/* [lo, hi): its data runs as DATA, and (dirty) its holes as HOLE. */
-static int plan_range(struct saver *s, uint64_t lo, uint64_t hi, bool dirty)
+/* [lo, hi): its data runs as DATA. */
+static int plan_range(struct saver *s, uint64_t lo, uint64_t hi)
 {
 	struct gmem *g = s->g;
 	uint64_t q = lo, rs, re;
@@ -323,14 +323,36 @@ static int plan_range(struct saver *s, uint64_t lo, uint64_t hi, bool dirty)
 
 	while (!ret && q < hi) {
 		ret = gmem_backing_next_data(&g->b, q, hi, &rs, &re);
-		if (ret)
-			break;
-		if (dirty)
-			ret = plan_holes(s, q, rs < hi ? rs : hi);
 		if (ret || rs >= hi)
 			break;
 		ret = plan_add(s, rs, re, false);
 		q = re;
+	}
+	return ret;
+}
+
+/*
+ * Incremental: the dirty pages, split by the allocation the scan just
+ * read (a bitmap: no lseek() per run, each of which walks the whole data
+ * run it lands in).  Only a store can allocate without the lock: a page
+ * it allocated since is a HOLE now and DATA in the next round, which
+ * the scan's allocation diff makes dirty.
+ */
+static int plan_dirty(struct saver *s)
+{
+	struct gmem *g = s->g;
+	const uint64_t *alloc = gmem_dirty_alloc(g);
+	int ret = 0;
+
+	for (uint64_t p = 0, e; !ret && p < g->npages; p = e) {
+		e = bit_run(s->dirty, p, g->npages);
+		if (!bit(s->dirty, p))
+			continue;
+		for (uint64_t q = p, f; !ret && q < e; q = f) {
+			f = bit_run(alloc, q, e);
+			ret = bit(alloc, q) ? plan_add(s, q, f, false) :
+					      plan_holes(s, q, f);
+		}
 	}
 	return ret;
 }
@@ -341,15 +363,9 @@ static int make_plan(struct saver *s)
 	size_t i = 0;
 	int ret = 0;
 
-	if (s->dirty) {		/* the dirty pages only */
-		for (uint64_t p = 0, e; !ret && p < g->npages; p = e) {
-			e = bit_run(s->dirty, p, g->npages);
-			if (bit(s->dirty, p))
-				ret = plan_range(s, p, e, true);
-		}
-		return ret;
-	}
-	ret = plan_range(s, 0, g->npages, false);
+	if (s->dirty)		/* the dirty pages only */
+		return plan_dirty(s);
+	ret = plan_range(s, 0, g->npages);
 	for (struct gmem_park_slot *sl; !ret && g->park.nr_detached &&
 	     (sl = gmem_park_next(&g->park, 0, g->npages, &i)); i++)
 		if (detached_hole(g, sl))

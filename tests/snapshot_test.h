@@ -186,4 +186,29 @@ static int restore(int fd, uint32_t backend, struct gmem **out)
 	return gmem_snapshot_restore(fd, &ra, out);
 }
 
+/* Why a KVM guest_memfd file cannot be made here, or NULL if it can. */
+static const char *kvm_unavailable(char *why, size_t len)
+{
+	struct gmem_create_args probe = {
+		.size = ps, .flags = GMEM_FLAG_MMAP,
+		.backend = GMEM_BACKEND_KVM, .vm_fd = GMEM_KVM_NEW_VM,
+	};
+	struct gmem *g;
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC), ret;
+
+	if (fd < 0) {
+		snprintf(why, len, "/dev/kvm: %s", strerror(errno));
+		return why;
+	}
+	close(fd);
+	ret = gmem_create(&probe, &g);
+	if (ret) {
+		snprintf(why, len, "KVM guest_memfd: gmem_create: %s",
+			 strerror(-ret));
+		return why;
+	}
+	gmem_close(g);
+	return NULL;
+}
+
 #endif /* GMEM_SNAPSHOT_TEST_H */

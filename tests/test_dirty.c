@@ -653,23 +653,14 @@ TEST(peers_and_pins_count_as_written)
  */
 TEST(kvm_reports_every_allocated_page)
 {
-	struct gmem_create_args probe = {
-		.size = ps, .flags = GMEM_FLAG_MMAP,
-		.backend = GMEM_BACKEND_KVM, .vm_fd = GMEM_KVM_NEW_VM,
-	};
 	uint64_t size = 4 * MiB, *bm = calloc(size / ps / 64, 8), n, alloc;
 	struct gmem *g, *r;
-	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC), ret;
+	char why[128];
+	int fd;
 
 	ASSERT_NONNULL(bm);
-	if (fd < 0)
-		SKIP(return, "/dev/kvm: %s", strerror(errno));
-	close(fd);
-	ret = gmem_create(&probe, &g);
-	if (ret)
-		SKIP(return, "KVM guest_memfd: gmem_create: %s",
-		     strerror(-ret));
-	gmem_close(g);
+	if (kvm_unavailable(why, sizeof(why)))
+		SKIP(return, "%s", why);
 	g = build(size, 0, GMEM_BACKEND_KVM, ps);
 	alloc = stats(g).allocated / ps;
 	ASSERT_GT(alloc, 0);

@@ -267,21 +267,11 @@ TEST_F(knob, hugetlb_1g_round_trip)
 
 TEST(kvm_round_trip)
 {
-	struct gmem_create_args probe = {
-		.size = ps, .flags = GMEM_FLAG_MMAP,
-		.backend = GMEM_BACKEND_KVM, .vm_fd = GMEM_KVM_NEW_VM,
-	};
 	struct gmem *g, *r;
-	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC), ret;
+	char why[128];
 
-	if (fd < 0)
-		SKIP(return, "/dev/kvm: %s", strerror(errno));
-	close(fd);
-	ret = gmem_create(&probe, &g);
-	if (ret)
-		SKIP(return, "KVM guest_memfd: gmem_create: %s",
-		     strerror(-ret));
-	gmem_close(g);
+	if (kvm_unavailable(why, sizeof(why)))
+		SKIP(return, "%s", why);
 	g = build(8 * MiB, 0, GMEM_BACKEND_KVM, ps);
 	r = round_trip(g, GMEM_BACKEND_KVM);
 	gmem_close(g);
