@@ -10,13 +10,15 @@
  * (migrate.h).  Then the source:
  *   1. builds a memfd-backed file of --size bytes, every page populated
  *      with seeded bytes, --private percent of it (in 4 MiB runs spread
- *      evenly) left private and the rest converted shared, and maps one
- *      host view of it;
+ *      evenly) left private and the rest converted shared, maps one host
+ *      view of it and binds it whole (gmem_bind(), the guest's side, as
+ *      a KVM memslot), every private page reached once;
  *   2. starts two writers, paced to --rate bytes/s between them in
- *      proportion to the two kinds: one stores whole pages into random
- *      shared pages through the view (a device, the VMM), the other
- *      writes random private pages with gmem_populate() (the guest; its
- *      writes wait while a save holds the file's lock);
+ *      proportion to the two kinds, storing whole pages: one into random
+ *      shared pages through the host view (a device, the VMM), the other
+ *      into random private pages at the addresses gmem_get_pfn() gives
+ *      (the guest, as KVM reaches its memory: lock-free, so it does not
+ *      wait for a save);
  *   3. starts dirty tracking, sends a full save (round 0), then
  *      incremental saves while the writers run, until a round's
  *      contents are below --converge or --max-rounds incremental rounds
@@ -61,17 +63,17 @@ static const char usage[] =
 "socket: a memfd-backed file of --size bytes, every page populated,\n"
 "--private percent of it private and the rest shared, is copied to a\n"
 "second process (forked) while two writers dirty --rate bytes per\n"
-"second of it (shared pages through a host view, private pages with\n"
-"gmem_populate(), as the guest would).  Round 0 sends a full snapshot,\n"
-"each further round an incremental one (the pages written since the\n"
-"last), until a round sends less than --converge bytes of contents or\n"
-"--max-rounds rounds were sent; then the writers stop (the downtime\n"
-"starts), the last incremental snapshot is sent and applied, and the\n"
-"downtime ends when the destination confirms.  Both processes then\n"
-"hash their file (state, allocation, every page's contents, private\n"
-"ones included) and the results are compared.  Last, as the baseline,\n"
-"the same file is sent whole with the writers stopped: what a VMM\n"
-"without dirty tracking would pause the guest for.\n"
+"second of it (shared pages through a host view, private pages through\n"
+"the guest view of gmem_get_pfn(), as the guest would).  Round 0 sends\n"
+"a full snapshot, each further round an incremental one (the pages\n"
+"written since the last), until a round sends less than --converge\n"
+"bytes of contents or --max-rounds rounds were sent; then the writers\n"
+"stop (the downtime starts), the last incremental snapshot is sent and\n"
+"applied, and the downtime ends when the destination confirms.  Both\n"
+"processes then hash their file (state, allocation, every page's\n"
+"contents, private ones included) and the results are compared.  Last,\n"
+"as the baseline, the same file is sent whole with the writers stopped:\n"
+"what a VMM without dirty tracking would pause the guest for.\n"
 "\n"
 "Prints the rounds (contents and stream bytes, time, what the writers\n"
 "wrote meanwhile) and a summary: rounds, the stop-and-copy size, the\n"

@@ -4,9 +4,9 @@
  * says what the command does): its file, the writers, the rounds over
  * the socket, the check against the destination and the baseline.
  *
- * Threads: the writers only store into the file (through the view, or
- * gmem_populate()) and count; everything else, output included, is the
- * main thread's.  A save's progress callback runs on the main thread
+ * Threads: the writers only store into the file (through the host view,
+ * or the guest view's addresses from gmem_get_pfn(), lock-free) and
+ * count; everything else, output included, is the main thread's.  A save's progress callback runs on the main thread
  * with the file's lock held: it only draws the bar.
  */
 #include <errno.h>
@@ -42,9 +42,47 @@ static void fill_page(uint64_t *p, uint64_t off, uint64_t *s)
 		p[w] = bench_rand(s);
 }
 
+/* Nothing converts or punches while bound: nothing to drop. */
+static void on_invalidate(void *owner, uint64_t offset, uint64_t size,
+			  unsigned int reason)
+{
+	(void)owner;
+	(void)offset;
+	(void)size;
+	(void)reason;
+}
+
+static const struct gmem_binding_ops bind_ops = {
+	.invalidate = on_invalidate,
+};
+
+/*
+ * The guest has run before the migration starts: each private page was
+ * reached once through the binding (in order, so the library maps them
+ * ahead).  The writer's gmem_get_pfn() then takes its lock-free path,
+ * as a running guest's accesses to memory it already touched do.
+ */
+static int guest_touch(struct mig_source *s)
+{
+	uint64_t ps = page_size();
+	struct gmem_pfn pfn;
+	int ret = 0;
+
+	for (uint64_t i = 0; i < s->nruns[MIG_PRIVATE] && !ret; i++)
+		for (uint64_t off = s->runs[MIG_PRIVATE][i];
+		     off < s->runs[MIG_PRIVATE][i] + MIG_RUN && !ret;
+		     off += ps) {
+			do
+				ret = gmem_get_pfn(s->b, off / ps,
+						   GMEM_ACCESS_PRIVATE, &pfn);
+			while (ret == -EAGAIN);
+		}
+	return ret;
+}
+
 /*
  * Populate every page (the file starts private), convert the shared
- * runs, map a view.  Pages differ from each other (each starts with its
+ * runs, map a host view and bind the whole file (the guest's side).  Pages differ from each other (each starts with its
  * offset), so a page applied at the wrong place is seen by the check;
  * the rest of a run's bytes are one seeded run's, drawn once (drawing
  * 4 GiB of them would take longer than the migration).
@@ -92,6 +130,10 @@ int mig_build(struct mig_source *s)
 	if (!ret)
 		ret = gmem_mmap(s->g, 0, o->size, PROT_READ | PROT_WRITE,
 				(void **)&s->view);
+	if (!ret)
+		ret = gmem_bind(s->g, 0, o->size, &bind_ops, s, &s->b);
+	if (!ret)
+		ret = guest_touch(s);
 	s->build_ns = bench_now() - t;
 	return ret;
 }
@@ -130,13 +172,22 @@ static void *writer_main(void *arg)
 			if (w->kind == MIG_SHARED) {
 				memcpy(w->view + off, page, sizeof(page));
 			} else {
-				ssize_t n = gmem_populate(w->g, off, page,
-							  sizeof(page));
+				/* The guest's store: as KVM reaches a
+				 * private page, by its pfn. */
+				struct gmem_pfn pfn;
+				int ret;
 
-				if (n != (ssize_t)sizeof(page)) {
-					w->err = n < 0 ? (int)n : -EPERM;
+				do
+					ret = gmem_get_pfn(w->b, off / w->ps,
+							   GMEM_ACCESS_PRIVATE,
+							   &pfn);
+				while (ret == -EAGAIN);
+				if (ret) {
+					w->err = ret;
 					return NULL;
 				}
+				memcpy((char *)pfn.addr + off % w->ps, page,
+				       sizeof(page));
 			}
 			atomic_fetch_add(&w->pages, 1);
 		}
@@ -155,7 +206,8 @@ static int writers_start(struct mig_source *s)
 		int ret;
 
 		*w = (struct mig_writer){
-			.g = s->g, .view = s->view, .kind = k,
+			.view = s->view, .b = s->b, .ps = page_size(),
+			.kind = k,
 			.runs = s->runs[k], .nruns = s->nruns[k],
 			.rate = total ? s->o->rate / total * s->nruns[k] +
 				s->o->rate % total * s->nruns[k] / total : 0,
@@ -545,6 +597,8 @@ err_writers:
 
 void mig_source_free(struct mig_source *s)
 {
+	if (s->b)
+		gmem_unbind(s->b);
 	if (s->view)
 		gmem_munmap(s->g, s->view, s->o->size);
 	if (s->g)

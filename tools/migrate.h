@@ -120,17 +120,18 @@ struct mig_opts {
 enum { MIG_SHARED, MIG_PRIVATE, MIG_KINDS };
 
 /*
- * One writer thread, paced: it may fall behind (a populate waits for a
- * save) but makes up at most MIG_BURST_MS of it, so a stall does not
- * turn into a burst the guest would never have made.  It never prints.
+ * One writer thread, paced: it may fall behind (a busy machine) but
+ * makes up at most MIG_BURST_MS of it, so a stall does not turn into a
+ * burst the guest would never have made.  It never prints.
  */
 #define MIG_BURST_MS	50
 
 struct mig_writer {
 	pthread_t tid;
 	bool started;
-	struct gmem *g;
 	char *view;			/* MIG_SHARED: the host view */
+	struct gmem_binding *b;		/* MIG_PRIVATE: the guest's side */
+	uint64_t ps;			/* the file's page size */
 	int kind;
 	const uint64_t *runs;		/* offsets of this kind's runs */
 	uint64_t nruns;
@@ -155,7 +156,8 @@ struct mig_source {
 	int sock;			/* to the destination */
 	pid_t dest;			/* its pid; 0 once reaped */
 	struct gmem *g;
-	char *view;
+	char *view;			/* a host view of the whole file */
+	struct gmem_binding *b;		/* the whole file, for the guest */
 	uint64_t *runs[MIG_KINDS];	/* each kind's run offsets */
 	uint64_t nruns[MIG_KINDS];
 	struct mig_writer w[MIG_KINDS];
