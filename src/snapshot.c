@@ -9,11 +9,12 @@
  * costs nothing and a sparse 1 TiB file with 1 GiB in use saves about
  * 1 GiB.  Contents, private ones included, are read through the window,
  * the backing's one unguarded mapping that the guest side uses: never
- * through a host view, which keeps private pages out of reach.  On a
- * memfd or hugetlb the payload is hashed and written straight from the
- * window (one copy, by write(2)); guest_memfd pages are copied out first
- * with gmem_backing_read() (a checked copy: a kernel that converts in
- * place may refuse a private page to any mapping).
+ * through a host view, which keeps private pages out of reach.  Every
+ * chunk is copied out first (gmem_backing_read(): pread() on a memfd, a
+ * checked copy from the window elsewhere, as a kernel that converts in
+ * place may refuse a private page to any mapping), then hashed and
+ * written from the copy: stores take no lock, and a record hashed in
+ * place could be changed before it is written.
  *
  * Pages whose true contents are not in the file: a parked page (a
  * private page that was shared while the kernel may have referenced it,
@@ -168,17 +169,6 @@ static bool detached_hole(struct gmem *g, const struct gmem_park_slot *sl)
 				       &re) && rs != sl->page;
 }
 
-/* Does any page of [p, q) need contents from elsewhere than the file? */
-static bool needs_patch(struct gmem *g, uint64_t p, uint64_t q)
-{
-	if (g->poison.nr && gmem_extents_first(&g->poison, p, q) < q)
-		return true;
-	for (uint64_t i = p; g->park.nr && i < q; i++)
-		if (gmem_park_find(&g->park, i))
-			return true;
-	return false;
-}
-
 /* buf holds pages [p, q) as the file has them: put in the truth. */
 static void patch(struct gmem *g, unsigned char *buf, uint64_t p, uint64_t q)
 {
@@ -200,20 +190,19 @@ static int save_chunk(struct saver *s, uint64_t p, uint64_t q)
 {
 	struct gmem *g = s->g;
 	uint64_t len = off_of(g, q - p);
-	const void *src;
 	int ret;
 
-	if (g->b.kind == GMEM_BACKING_KVM || s->tracked ||
-	    needs_patch(g, p, q)) {
-		ret = gmem_backing_read(&g->b, p, s->buf, q - p);
-		if (ret)
-			return ret;
-		patch(g, s->buf, p, q);
-		src = s->buf;
-	} else {
-		src = g->b.window + off_of(g, p);
-	}
-	ret = put_record(s, SNAP_DATA, off_of(g, p), src, len);
+	/*
+	 * Copied out first, always: the checksum must cover the bytes
+	 * written, and a store (which takes no lock) between hashing the
+	 * page in place and writing it would make a record no restore
+	 * accepts.
+	 */
+	ret = gmem_backing_read(&g->b, p, s->buf, q - p);
+	if (ret)
+		return ret;
+	patch(g, s->buf, p, q);
+	ret = put_record(s, SNAP_DATA, off_of(g, p), s->buf, len);
 	if (!ret) {
 		s->data_done += len;
 		progress(s, false);
