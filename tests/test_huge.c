@@ -712,6 +712,16 @@ TEST_F(gig, rehome_needs_a_spare_page)
 	ASSERT_EQ(self->v[5 * ps], 'k');	/* still shown, intact */
 	ASSERT_EQ(self->v[7 * ps], 0);
 	ASSERT_EQ(write_knob(POOL_1G, "2"), 0);
+	/* The page given back may have been taken meanwhile (memory in use
+	 * elsewhere on the machine): that is no failure of libgmem's. */
+	{
+		char now[32];
+
+		if (gmem_test_read_knob(POOL_1G, now, sizeof(now)) ||
+		    strcmp(now, "2"))
+			SKIP(return, "the kernel found no free 1 GiB page to "
+			     "give back to the pool (%s = %s)", POOL_1G, now);
+	}
 	ASSERT_EQ(convert(self->g, 7 * ps, ps, 1), 0);
 }
 
